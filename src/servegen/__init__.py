@@ -1,0 +1,68 @@
+"""servegen: realistic LLM-serving workloads, generated per client and composed.
+
+>>> import servegen as sg
+>>> wl = sg.Workload([sg.Client(arrival=sg.Gamma(rate=2, cv=3), input_tokens=sg.LogNormal(mu=6, sigma=1),
+...                             output_tokens=sg.Exponential(mean=200))])
+>>> len(wl.sample(3600, rng=0)) > 0
+True
+"""
+
+from ._base import parse_model
+from .arrivals import (
+    ArrivalProcess,
+    ArrivalSchedule,
+    Deterministic,
+    Gamma,
+    OnOff,
+    Poisson,
+    Replay,
+    Weibull,
+)
+from .client import Client
+from .distributions import (
+    Clipped,
+    Constant,
+    Distribution,
+    Empirical,
+    Exponential,
+    LogNormal,
+    Mixture,
+    Pareto,
+    Uniform,
+    Zipf,
+)
+from .piecewise import Piecewise
+from .requests import Ragged, Requests, read_parquet
+from .workload import STREAM_WINDOW, Workload
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STREAM_WINDOW",
+    "ArrivalProcess",
+    "ArrivalSchedule",
+    "Client",
+    "Clipped",
+    "Constant",
+    "Deterministic",
+    "Distribution",
+    "Empirical",
+    "Exponential",
+    "Gamma",
+    "LogNormal",
+    "Mixture",
+    "OnOff",
+    "Pareto",
+    "Piecewise",
+    "Poisson",
+    "Ragged",
+    "Replay",
+    "Requests",
+    "Uniform",
+    "Weibull",
+    "Workload",
+    "Zipf",
+    "__version__",
+    "parse_model",
+    "read_parquet",
+]

@@ -1,0 +1,114 @@
+"""The frozen-model base shared by every description in servegen (distributions,
+arrival processes, attributes, clients)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+__all__ = ["Frozen", "FloatArray", "as_1d_float", "parse_model", "registered_kinds"]
+
+#: kind -> class, filled as the model classes are defined; read by ``parse_model``.
+_REGISTRY: dict[str, type] = {}
+
+
+def as_1d_float(value: Any, name: str = "array") -> np.ndarray:
+    """A read-only 1-D float64 copy of ``value`` (lists, tuples, arrays)."""
+    arr = np.array(value, dtype=np.float64, copy=True)
+    if arr.ndim != 1:
+        raise ValueError(f"`{name}` must be one-dimensional, got shape {arr.shape}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _to_array(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype == np.float64 and not value.flags.writeable:
+        return value
+    return as_1d_float(value)
+
+
+#: A 1-D float64 numpy array field: validated from any sequence, dumped as a JSON list.
+FloatArray = Annotated[
+    np.ndarray,
+    BeforeValidator(_to_array),
+    PlainSerializer(lambda a: a.tolist(), return_type=list),
+]
+
+
+class Frozen(BaseModel):
+    """Immutable, strictly validated description; equality compares array fields by value."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True
+    )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("kind")
+        if field is not None and isinstance(field.default, str):
+            _REGISTRY[field.default] = cls
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented
+        for name in type(self).model_fields:
+            a, b = getattr(self, name), getattr(other, name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if not np.array_equal(np.asarray(a), np.asarray(b)):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    def __hash__(self) -> int:
+        parts = []
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            parts.append(v.tobytes() if isinstance(v, np.ndarray) else v)
+        try:
+            return hash((type(self).__name__, *parts))
+        except TypeError:  # a list-valued field: hash its JSON form instead
+            return hash(self.model_dump_json())
+
+    def __repr__(self) -> str:
+        def fmt(v: Any) -> str:
+            if isinstance(v, np.ndarray):
+                if v.size <= 6:
+                    return repr(v.tolist())
+                return f"array(size={v.size}, [{v[0]!r}, ..., {v[-1]!r}])"
+            return repr(v)
+
+        fields = ", ".join(
+            f"{f.alias or k}={fmt(getattr(self, k))}"
+            for k, f in type(self).model_fields.items()
+            if k != "kind"
+        )
+        return f"{type(self).__name__}({fields})"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def registered_kinds() -> list[str]:
+    """The ``kind`` names that :func:`parse_model` understands."""
+    return sorted(_REGISTRY)
+
+
+def parse_model(data: Any) -> Any:
+    """Build the servegen model a JSON-like dict describes, by its ``kind``.
+
+    >>> import servegen as sg
+    >>> parse_model({"kind": "gamma", "rate": 2.0, "cv": 3.0})
+    Gamma(rate=2.0, cv=3.0)
+    """
+    if isinstance(data, Frozen):
+        return data
+    if not isinstance(data, dict):
+        raise TypeError(f"a model spec must be a dict with a `kind`, got {data!r}")
+    kind = data.get("kind")
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(registered_kinds())}")
+    return _REGISTRY[kind].model_validate(data)

@@ -1,0 +1,181 @@
+"""``Client``: one source of requests — an arrival process plus per-request value models.
+
+>>> import servegen as sg
+>>> chat = sg.Client(arrival=sg.Gamma(rate=4.0, cv=2.5),
+...                  input_tokens=sg.LogNormal(mu=5.5, sigma=0.9),
+...                  output_tokens=sg.Exponential(mean=250))
+>>> reqs = chat.sample(600, rng=7)
+>>> 2000 < len(reqs) < 3000
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import field_validator, model_validator
+
+from ._base import Frozen, parse_model
+from .arrivals import OBJECT, ArrivalModel, ArrivalProcess, Pieces
+from .distributions import Distribution, ValueModel, _as_distribution
+from .piecewise import Piecewise
+from .requests import Ragged
+
+__all__ = ["Client"]
+
+#: Largest token count servegen converts exactly (float64 holds integers up to 2**53).
+MAX_TOKENS = 2**53
+
+
+class Client(Frozen):
+    """A client: when its requests arrive and what each request looks like.
+
+    Parameters
+    ----------
+    arrival
+        An arrival process (``Poisson``, ``Gamma``, ``Weibull``, ``Deterministic``,
+        ``OnOff``, ``Replay``, ``ArrivalSchedule``), a ``Piecewise`` of them, or any object
+        with ``sample(start, end, *, rng)`` (and ``rate`` if it is to be rate-scaled).
+    input_tokens, output_tokens
+        Value models (a distribution, a ``Piecewise`` of distributions, a number for a
+        constant, or any object with ``sample(n, *, rng)``). Draws are rounded to the
+        nearest integer; every draw must be finite and >= 0.
+
+    Notes
+    -----
+    Fields are drawn independently of each other for every request (the upstream
+    prototype drew all fields from one uniform, making them perfectly rank-correlated).
+    """
+
+    kind: Literal["client"] = "client"
+    arrival: Any
+    input_tokens: Any
+    output_tokens: Any
+
+    @field_validator("arrival", mode="before")
+    @classmethod
+    def _coerce_arrival(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = parse_model(v)
+        if isinstance(v, Piecewise):
+            if not v.is_arrival:
+                raise TypeError("Client: `arrival` is a Piecewise of distributions, expected arrival processes")
+            return v
+        if isinstance(v, ArrivalProcess) or (isinstance(v, ArrivalModel) and not isinstance(v, Frozen)):
+            return v
+        raise TypeError(f"Client: `arrival` must be an arrival process, got {v!r}")
+
+    @field_validator("input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _coerce_value(cls, v: Any, info: Any) -> Any:
+        v = _as_distribution(v)
+        _check_value_model(v, info.field_name)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Client:
+        return self
+
+    # -- arrivals -------------------------------------------------------------------
+    @property
+    def mean_rate(self) -> float:
+        """The arrival process's long-run rate (requests/s); NaN if it does not say."""
+        rate = getattr(self.arrival, "mean_rate", getattr(self.arrival, "rate", np.nan))
+        return float(rate)
+
+    def _pieces(self) -> Pieces:
+        if isinstance(self.arrival, (ArrivalProcess, Piecewise)):
+            return self.arrival._pieces()
+        wrapped = _CustomArrival(self.arrival)
+        return Pieces(
+            np.zeros(1), np.array([wrapped.mean_rate]), np.array([OBJECT], np.uint8),
+            np.ones(1), np.ones(1), (wrapped,),
+        )
+
+    # -- values ---------------------------------------------------------------------
+    def value_columns(self) -> dict[str, Any]:
+        """Name -> dtype of the flat columns this client adds to every request."""
+        return {"input_tokens": np.int64, "output_tokens": np.int64}
+
+    def ragged_columns(self) -> dict[str, Any]:
+        """Name -> dtype of the ragged (per-item) columns this client adds."""
+        return {}
+
+    def sample_values(
+        self, t: NDArray[np.float64], rng: np.random.Generator
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, Ragged]]:
+        """Draw every per-request field for requests arriving at sorted times ``t``."""
+        cols = {
+            "input_tokens": to_tokens(draw_at(self.input_tokens, t, rng), "input_tokens"),
+            "output_tokens": to_tokens(draw_at(self.output_tokens, t, rng), "output_tokens"),
+        }
+        return cols, {}
+
+    def sample(self, duration: float, *, rng: Any = None) -> Any:
+        """Shorthand for ``Workload([self]).sample(duration, rng=rng)``."""
+        from .workload import Workload
+
+        return Workload([self]).sample(duration, rng=rng)
+
+
+def _check_value_model(v: Any, name: str) -> None:
+    models = v.models if isinstance(v, Piecewise) else [v]
+    if isinstance(v, Piecewise) and v.is_arrival:
+        raise TypeError(f"Client: `{name}` is a Piecewise of arrival processes, expected distributions")
+    for m in models:
+        if isinstance(m, Distribution):
+            lo = m.support[0]
+            if lo < 0:
+                raise ValueError(f"Client: `{name}` must be >= 0 everywhere, but {m!r} can draw {lo!r}")
+        elif isinstance(m, Frozen) or not isinstance(m, ValueModel):
+            raise TypeError(f"Client: `{name}` must be a distribution (or have sample(n, *, rng)), got {m!r}")
+
+
+def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
+    """Draw one value per arrival time; a ``Piecewise`` uses the model in force at each time."""
+    n = len(t)
+    if not isinstance(model, Piecewise):
+        return np.asarray(model.sample(n, rng=rng), dtype=np.float64)
+    out = np.empty(n, dtype=np.float64)
+    # t is sorted, so each piece owns one contiguous slice.
+    bounds = np.searchsorted(t, model.times, side="left").tolist() + [n]
+    for i, m in enumerate(model.models):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi > lo:
+            out[lo:hi] = m.sample(hi - lo, rng=rng)
+    return out
+
+
+def to_tokens(x: NDArray[np.float64], name: str) -> NDArray[np.int64]:
+    """Round draws to integer token counts, refusing values that are not counts."""
+    bad = ~((x >= 0) & (x <= MAX_TOKENS))
+    if bad.any():
+        raise ValueError(
+            f"`{name}`: a draw of {x[bad][0]!r} is not a token count (must be finite, >= 0 and "
+            f"<= 2**53); wrap the model in Clipped(...) to bound it"
+        )
+    return np.rint(x).astype(np.int64)
+
+
+class _CustomArrival:
+    """Adapts a user object with ``sample(start, end, *, rng)`` to operational time.
+
+    Its native clock runs at ``rate`` (its ``rate``/``mean_rate`` attribute, or 1 when it
+    has none, in which case it cannot be rate-scaled).
+    """
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        rate = getattr(obj, "mean_rate", getattr(obj, "rate", None))
+        self.has_rate = rate is not None
+        self.mean_rate = float(rate) if rate is not None else 1.0
+        if not (np.isfinite(self.mean_rate) and self.mean_rate > 0):
+            raise ValueError(f"custom arrival process: `rate` must be finite and > 0, got {rate!r}")
+
+    def _op_points(self, state: Any, length: float, rng: np.random.Generator) -> tuple[NDArray[np.float64], Any]:
+        pos = 0.0 if state is None else state
+        r = self.mean_rate
+        t = np.asarray(self.obj.sample(pos / r, (pos + length) / r, rng=rng), dtype=np.float64)
+        return t * r - pos, pos + length

@@ -1,0 +1,356 @@
+"""``Requests``: the columnar result of sampling a workload.
+
+One numpy array per column with fixed dtypes, never a list of per-request objects:
+
+==================== ======== ==========================================================
+column               dtype    meaning
+==================== ======== ==========================================================
+timestamp            float64  arrival time, seconds from the start of the workload
+client               int32    index into ``Requests.clients`` (the client keys)
+input_tokens         int64    prompt (text) tokens
+output_tokens        int64    generated tokens
+==================== ======== ==========================================================
+
+Optional columns (reasoning, multimodal, sessions) appear only when generated. Ragged
+columns (tokens of each image, KV-cache block hashes) are a flat ``values`` array plus
+``offsets`` (:class:`Ragged`), which map directly to Arrow list arrays.
+
+>>> import servegen as sg
+>>> r = sg.Workload([sg.Client(arrival=sg.Poisson(rate=5), input_tokens=100,
+...                            output_tokens=sg.Exponential(mean=50))]).sample(60, rng=0)
+>>> r.columns
+['timestamp', 'client', 'input_tokens', 'output_tokens']
+>>> r.to_pandas().dtypes["input_tokens"]
+dtype('int64')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+__all__ = ["Ragged", "Requests", "read_parquet"]
+
+CORE_DTYPES: dict[str, Any] = {
+    "timestamp": np.float64,
+    "client": np.int32,
+    "input_tokens": np.int64,
+    "output_tokens": np.int64,
+}
+_META_KEY = b"servegen"
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """A column with a variable number of values per request.
+
+    Request ``i`` owns ``values[offsets[i]:offsets[i + 1]]``.
+
+    >>> r = Ragged.from_lengths(np.array([2, 0, 1]), np.array([7, 8, 9]))
+    >>> r[0].tolist(), r[1].tolist(), r.lengths.tolist()
+    ([7, 8], [], [2, 0, 1])
+    """
+
+    values: NDArray[Any]
+    offsets: NDArray[np.int64]
+
+    @staticmethod
+    def from_lengths(lengths: NDArray[Any], values: NDArray[Any]) -> Ragged:
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if offsets[-1] != len(values):
+            raise ValueError(f"Ragged: lengths sum to {offsets[-1]} but there are {len(values)} values")
+        return Ragged(values, offsets)
+
+    @property
+    def lengths(self) -> NDArray[np.int64]:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> NDArray[Any]:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, idx: NDArray[np.integer]) -> Ragged:
+        """The rows ``idx`` in that order (vectorized gather of the flat values)."""
+        lengths = self.lengths[idx]
+        out_off = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=out_off[1:])
+        total = int(out_off[-1])
+        # Position k of the output maps to offsets[idx[row]] + (k - out_off[row]).
+        shift = np.repeat(self.offsets[:-1][idx] - out_off[:-1], lengths)
+        return Ragged(self.values[np.arange(total, dtype=np.int64) + shift], out_off)
+
+    @staticmethod
+    def concat(parts: Sequence[Ragged]) -> Ragged:
+        if not parts:
+            return Ragged(np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
+        values = np.concatenate([p.values for p in parts])
+        lengths = np.concatenate([p.lengths for p in parts])
+        return Ragged.from_lengths(lengths, values)
+
+    def to_arrow(self) -> pa.ListArray:
+        return pa.LargeListArray.from_arrays(pa.array(self.offsets), pa.array(self.values))
+
+    def equals(self, other: Ragged) -> bool:
+        return np.array_equal(self.values, other.values) and np.array_equal(self.offsets, other.offsets)
+
+
+class Requests:
+    """A timestamp-sorted stream of requests, stored by column.
+
+    Parameters
+    ----------
+    columns
+        Name -> 1-D array (all the same length); must include the core columns.
+    clients
+        The client keys; ``columns["client"]`` holds indices into it.
+    ragged
+        Name -> :class:`Ragged` for per-item columns.
+    duration
+        The time span the stream covers, seconds (``None`` when unknown).
+    meta
+        JSON-serializable facts about how the stream was made (seed, block size, ...).
+    """
+
+    __slots__ = ("_cols", "_ragged", "clients", "duration", "meta")
+
+    def __init__(
+        self,
+        columns: dict[str, NDArray[Any]],
+        *,
+        clients: Sequence[Hashable],
+        ragged: dict[str, Ragged] | None = None,
+        duration: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        missing = [c for c in CORE_DTYPES if c not in columns]
+        if missing:
+            raise ValueError(f"Requests: missing core column(s) {missing!r}")
+        n = len(columns["timestamp"])
+        for name, arr in columns.items():
+            if arr.ndim != 1 or len(arr) != n:
+                raise ValueError(f"Requests: column {name!r} must be 1-D of length {n}, got shape {arr.shape}")
+        ragged = dict(ragged or {})
+        for name, rg in ragged.items():
+            if len(rg) != n:
+                raise ValueError(f"Requests: ragged column {name!r} has {len(rg)} rows, expected {n}")
+        self._cols = {k: np.asarray(v, dtype=CORE_DTYPES.get(k, v.dtype)) for k, v in columns.items()}
+        self._ragged = ragged
+        self.clients = tuple(clients)
+        self.duration = duration
+        self.meta = dict(meta or {})
+
+    # -- access -----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._cols["timestamp"])
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names, flat then ragged."""
+        return [*self._cols, *self._ragged]
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._cols:
+            return self._cols[name]
+        if name in self._ragged:
+            return self._ragged[name]
+        raise KeyError(f"Requests has no column {name!r}; columns: {', '.join(self.columns)}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cols or name in self._ragged
+
+    @property
+    def timestamp(self) -> NDArray[np.float64]:
+        return self._cols["timestamp"]
+
+    @property
+    def client(self) -> NDArray[np.int32]:
+        return self._cols["client"]
+
+    @property
+    def input_tokens(self) -> NDArray[np.int64]:
+        return self._cols["input_tokens"]
+
+    @property
+    def output_tokens(self) -> NDArray[np.int64]:
+        return self._cols["output_tokens"]
+
+    @property
+    def client_keys(self) -> NDArray[Any]:
+        """The client key of every request (object array)."""
+        keys = np.empty(len(self.clients), dtype=object)
+        keys[:] = list(self.clients)
+        return keys[self.client]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the column arrays."""
+        flat = sum(a.nbytes for a in self._cols.values())
+        return flat + sum(r.values.nbytes + r.offsets.nbytes for r in self._ragged.values())
+
+    def __repr__(self) -> str:
+        span = f", duration={self.duration:g}s" if self.duration else ""
+        return f"<Requests n={len(self)}, clients={len(self.clients)}{span}, columns={self.columns}>"
+
+    # -- transforms ---------------------------------------------------------------
+    def take(self, idx: NDArray[np.integer]) -> Requests:
+        """The rows ``idx`` (indices or a boolean mask), in that order."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return Requests(
+            {k: v[idx] for k, v in self._cols.items()},
+            clients=self.clients,
+            ragged={k: r.take(idx) for k, r in self._ragged.items()},
+            duration=self.duration,
+            meta=self.meta,
+        )
+
+    def between(self, start: float, end: float) -> Requests:
+        """Requests with ``start <= timestamp < end`` (timestamps kept as they are)."""
+        lo, hi = np.searchsorted(self.timestamp, [start, end], side="left")
+        return self.take(np.arange(lo, hi))
+
+    @staticmethod
+    def concat(parts: Iterable[Requests], *, duration: float | None = None) -> Requests:
+        """Join consecutive parts of one stream (same clients, already in time order)."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("Requests.concat: need at least one part")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.clients != first.clients or p.columns != first.columns:
+                raise ValueError("Requests.concat: parts must have the same clients and columns")
+        cols: dict[str, NDArray[Any]] = {}
+        for name in first._cols:
+            cols[name] = np.concatenate([p._cols[name] for p in parts])
+        ragged = {name: Ragged.concat([p._ragged[name] for p in parts]) for name in first._ragged}
+        if duration is None and all(p.duration is not None for p in parts):
+            duration = max(p.duration for p in parts)  # type: ignore[type-var]
+        return Requests(cols, clients=first.clients, ragged=ragged, duration=duration, meta=first.meta)
+
+    def equals(self, other: Requests) -> bool:
+        """Same clients, columns and values (exact)."""
+        return (
+            self.clients == other.clients
+            and self.columns == other.columns
+            and all(np.array_equal(self._cols[k], other._cols[k]) for k in self._cols)
+            and all(self._ragged[k].equals(other._ragged[k]) for k in self._ragged)
+        )
+
+    # -- conversions --------------------------------------------------------------
+    def to_pandas(self) -> pd.DataFrame:
+        """A DataFrame: ``client`` is categorical over the keys, ragged columns hold arrays."""
+        data: dict[str, Any] = dict(self._cols)
+        data["client"] = pd.Categorical.from_codes(self.client, categories=_categories(self.clients))
+        for name, rg in self._ragged.items():
+            data[name] = pd.Series(np.split(rg.values, rg.offsets[1:-1]) if len(rg) else [], dtype=object)
+        return pd.DataFrame(data, copy=False)
+
+    def to_arrow(self) -> pa.Table:
+        """An Arrow table (``client`` dictionary-encoded, ragged columns as list arrays)."""
+        arrays, names = [], []
+        for name, arr in self._cols.items():
+            if name == "client":
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(arr), pa.array(_categories(self.clients))))
+            else:
+                arrays.append(pa.array(arr))
+            names.append(name)
+        for name, rg in self._ragged.items():
+            arrays.append(rg.to_arrow())
+            names.append(name)
+        meta = {"clients": list(_categories(self.clients)), "duration": self.duration, **self.meta}
+        schema_meta = {_META_KEY: json.dumps(meta, default=_json_default).encode()}
+        table = pa.Table.from_arrays(arrays, names=names)
+        return table.replace_schema_metadata(schema_meta)
+
+    @staticmethod
+    def from_arrow(table: pa.Table) -> Requests:
+        """Rebuild from :meth:`to_arrow` output (or any table with the core columns)."""
+        meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+        cols: dict[str, NDArray[Any]] = {}
+        ragged: dict[str, Ragged] = {}
+        clients: list[Any] | None = meta.pop("clients", None)
+        for name in table.column_names:
+            col = table.column(name).combine_chunks() if table.num_rows else table.column(name)
+            if isinstance(col, pa.ChunkedArray):
+                col = pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], type=col.type)
+            if name == "client" and pa.types.is_dictionary(col.type):
+                dictionary = col.dictionary.to_pylist()
+                codes = col.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+                if clients is None:
+                    clients = dictionary
+                elif dictionary != clients:  # re-map codes to the stored key order
+                    remap = np.array([clients.index(k) for k in dictionary], dtype=np.int32)
+                    codes = remap[codes]
+                cols[name] = codes
+            elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+                offsets = np.asarray(col.offsets.to_numpy(), dtype=np.int64)
+                ragged[name] = Ragged(col.flatten().to_numpy(zero_copy_only=False), offsets - offsets[0])
+            else:
+                cols[name] = col.to_numpy(zero_copy_only=False)
+        if "client" in cols and clients is None:
+            raw = cols["client"]
+            clients = sorted(set(raw.tolist()))
+            cols["client"] = np.searchsorted(np.asarray(clients), raw).astype(np.int32)
+        duration = meta.pop("duration", None)
+        return Requests(cols, clients=clients or [], ragged=ragged, duration=duration, meta=meta)
+
+    def to_parquet(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+        """Write a Parquet file atomically (a temporary file renamed on success)."""
+        table = self.to_arrow()
+        return _atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp, **kwargs))
+
+
+def read_parquet(path: str | os.PathLike[str]) -> Requests:
+    """Read a file written by :meth:`Requests.to_parquet`.
+
+    >>> import servegen as sg, tempfile, os
+    >>> r = sg.Workload([sg.Client(arrival=sg.Poisson(rate=2), input_tokens=8, output_tokens=4)]).sample(30, rng=1)
+    >>> p = r.to_parquet(os.path.join(tempfile.mkdtemp(), "r.parquet"))
+    >>> sg.read_parquet(p).equals(r)
+    True
+    """
+    return Requests.from_arrow(pq.read_table(path))
+
+
+def _categories(keys: Sequence[Hashable]) -> list[Any]:
+    if all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in keys):
+        return [int(k) for k in keys]
+    return [str(k) for k in keys]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serializable: {obj!r}")
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    """Run ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary."""
+    path = path.expanduser()
+    if not path.parent.exists():
+        raise ValueError(f"output directory does not exist: {str(path.parent)!r}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

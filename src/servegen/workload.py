@@ -1,0 +1,463 @@
+"""``Workload``: clients composed into one timestamp-sorted request stream.
+
+How a workload is sampled
+-------------------------
+Time is cut into stream windows of ``STREAM_WINDOW`` (600) seconds. Each (client,
+window) pair draws from its own random streams, derived from ``(seed, client key,
+window index)``, so adding a client leaves the others' requests unchanged and
+``iter_chunks`` with any chunk size concatenates to exactly ``sample``. Inside a window
+each client's arrivals are drawn with one vectorized call per rate segment, then all of
+its request values at once; the clients' sorted runs are merged with one stable argsort
+per window (which exploits the runs) rather than one sort of the whole stream.
+
+Rate targets
+------------
+``rate=None`` keeps every client's own rates. A target (a number, a ``{time: rate}``
+step function, or a callable of time evaluated every ``STREAM_WINDOW / 10`` seconds)
+scales every client in proportion to its own rate at that moment, so the aggregate
+follows the target; ``scale`` (a number, or a per-client mapping) multiplies the result.
+Scaling is a time change, so it keeps each client's inter-arrival CV.
+
+>>> import servegen as sg
+>>> wl = sg.Workload({"a": sg.Client(arrival=sg.Poisson(rate=1), input_tokens=10, output_tokens=5),
+...                   "b": sg.Client(arrival=sg.Poisson(rate=3), input_tokens=20, output_tokens=5)},
+...                  rate=40.0)
+>>> r = wl.sample(600, rng=0)
+>>> round(len(r) / 600), round(float((r.client == 1).mean()), 1)
+(40, 0.8)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _rng
+from .arrivals import OBJECT, Pieces, draw_residual, renewal_points
+from .client import Client, _CustomArrival
+from .requests import CORE_DTYPES, Ragged, Requests
+
+__all__ = ["STREAM_WINDOW", "Workload"]
+
+#: Seconds per stream window: the unit of random-stream independence and of merging.
+STREAM_WINDOW = 600.0
+_CALLABLE_STEP = STREAM_WINDOW / 10
+
+
+class Workload:
+    """Clients merged into one stream, optionally scaled to a target aggregate rate.
+
+    Parameters
+    ----------
+    clients
+        ``{key: Client}`` (keys are ints or strs), a list of clients (keys 0..n-1), or a
+        client pool or pool view (anything with a ``to_clients()`` method).
+    rate
+        ``None`` (native rates), a number (req/s), ``{time_s: rate}`` (a step function
+        starting at time 0) or a callable ``rate(t)`` (vectorized over a numpy array, or
+        scalar).
+    scale
+        A factor applied after ``rate`` to every client, or ``{key: factor}`` per client.
+    """
+
+    def __init__(
+        self,
+        clients: Any,
+        rate: float | Mapping[float, float] | Callable[[Any], Any] | None = None,
+        scale: float | Mapping[Hashable, float] = 1.0,
+    ) -> None:
+        self._source = clients if hasattr(clients, "to_clients") else None
+        if self._source is not None:
+            clients = clients.to_clients()
+        if isinstance(clients, Mapping):
+            items = list(clients.items())
+        elif isinstance(clients, Sequence) and not isinstance(clients, (str, bytes)):
+            items = list(enumerate(clients))
+        else:
+            raise TypeError(f"Workload: `clients` must be a mapping, a list or a pool, got {clients!r}")
+        if not items:
+            raise ValueError("Workload: `clients` must not be empty")
+        for key, c in items:
+            _rng.key_hash(key)  # validates the key type
+            if isinstance(c, dict):
+                c = Client.model_validate(c)
+            if not isinstance(c, Client):
+                raise TypeError(f"Workload: client {key!r} must be a servegen Client, got {c!r}")
+        self.clients: dict[Hashable, Client] = {
+            k: (Client.model_validate(c) if isinstance(c, dict) else c) for k, c in items
+        }
+        self.rate = _check_rate(rate)
+        self.scale = _check_scale(scale, self.clients)
+
+    @property
+    def keys(self) -> list[Hashable]:
+        return list(self.clients)
+
+    def __repr__(self) -> str:
+        return f"Workload(clients={len(self.clients)}, rate={self.rate!r}, scale={self.scale!r})"
+
+    # -- sampling -------------------------------------------------------------------
+    def sample(self, duration: float, *, rng: Any = None) -> Requests:
+        """All requests in [0, ``duration``) seconds, sorted by timestamp.
+
+        ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``.
+        """
+        duration = _check_duration(duration)
+        plan = _Plan(self, duration, _rng.root_seed(rng))
+        parts = [part for _, part in plan.windows()]
+        return _concat_columns(parts, plan, duration)
+
+    def iter_chunks(self, duration: float, chunk: float, *, rng: Any = None) -> Iterator[Requests]:
+        """Yield the stream of :meth:`sample` as consecutive ``chunk``-second parts.
+
+        Memory stays bounded by one chunk plus one stream window; the parts concatenate
+        to exactly ``sample(duration, rng=rng)`` for the same seed.
+        """
+        duration = _check_duration(duration)
+        if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
+            raise ValueError(f"iter_chunks: `chunk` must be a finite number > 0, got {chunk!r}")
+        plan = _Plan(self, duration, _rng.root_seed(rng))
+        buffer: list[dict[str, Any]] = []
+        start, edge = 0.0, float(chunk)
+        for w, part in plan.windows():
+            buffer.append(part)
+            covered = min((w + 1) * STREAM_WINDOW, duration)
+            while edge < duration and edge <= covered:
+                merged = _concat_columns(buffer, plan, duration)
+                cut = int(np.searchsorted(merged.timestamp, edge, side="left"))
+                yield _chunk(merged.take(np.arange(cut)), start, edge)
+                buffer = [_as_part(merged.take(np.arange(cut, len(merged))))]
+                start, edge = edge, edge + chunk
+        yield _chunk(_concat_columns(buffer, plan, duration), start, duration)
+
+    # -- specs ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (callable rates and custom models cannot be saved)."""
+        if callable(self.rate):
+            raise ValueError("Workload.to_dict: a callable `rate` cannot be saved; use {time: rate}")
+        rate: Any = self.rate
+        if isinstance(rate, dict):
+            rate = [[t, r] for t, r in rate.items()]
+        if self._source is not None and hasattr(self._source, "to_spec"):
+            clients: Any = self._source.to_spec()
+        else:
+            clients = [[k, c.model_dump(mode="json")] for k, c in self.clients.items()]
+        scale = [[k, v] for k, v in self.scale.items()] if isinstance(self.scale, dict) else self.scale
+        return {"kind": "workload", "clients": clients, "rate": rate, "scale": scale}
+
+    def to_json(self, **kw: Any) -> str:
+        """:meth:`to_dict` as JSON text; :meth:`from_json` reads it back exactly."""
+        return json.dumps(self.to_dict(), **kw)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Workload:
+        if spec.get("kind") != "workload":
+            raise ValueError(f"Workload.from_dict: expected kind 'workload', got {spec.get('kind')!r}")
+        raw = spec["clients"]
+        if isinstance(raw, dict) and "kind" in raw:  # a pool reference
+            from ._base import parse_model
+
+            clients: Any = parse_model(raw)
+        else:
+            clients = {k: Client.model_validate(c) for k, c in raw}
+        rate = spec.get("rate")
+        if isinstance(rate, list):
+            rate = {float(t): float(r) for t, r in rate}
+        scale = spec.get("scale", 1.0)
+        if isinstance(scale, list):
+            scale = {k: float(v) for k, v in scale}
+        return cls(clients, rate=rate, scale=scale)
+
+    @classmethod
+    def from_json(cls, text: str) -> Workload:
+        return cls.from_dict(json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Workload):
+            return NotImplemented
+        return (
+            list(self.clients) == list(other.clients)
+            and all(self.clients[k] == other.clients[k] for k in self.clients)
+            and self.rate == other.rate
+            and self.scale == other.scale
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# -- validation helpers ---------------------------------------------------------------
+def _check_duration(duration: Any) -> float:
+    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`duration` must be a number of seconds, got {duration!r}")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"`duration` must be finite and > 0, got {duration!r}")
+    return float(duration)
+
+
+def _check_rate(rate: Any) -> Any:
+    if rate is None or callable(rate):
+        return rate
+    if isinstance(rate, Mapping):
+        if not rate:
+            raise ValueError("Workload: `rate` mapping must not be empty")
+        out: dict[float, float] = {}
+        for t, r in sorted(rate.items()):
+            t, r = float(t), float(r)
+            if not (math.isfinite(t) and math.isfinite(r)) or r < 0:
+                raise ValueError(f"Workload: `rate` mapping needs finite times and rates >= 0, got {t!r}: {r!r}")
+            out[t] = r
+        if min(out) != 0:
+            raise ValueError(f"Workload: `rate` mapping must start at time 0, first time is {min(out)!r}")
+        return out
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Workload: `rate` must be None, a number, a {{time: rate}} mapping or a callable, got {rate!r}")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"Workload: `rate` must be finite and > 0, got {rate!r}")
+    return float(rate)
+
+
+def _check_scale(scale: Any, clients: Mapping[Hashable, Client]) -> Any:
+    if isinstance(scale, Mapping):
+        out = {}
+        for k, v in scale.items():
+            if k not in clients:
+                raise ValueError(f"Workload: `scale` names unknown client {k!r}; clients are {list(clients)[:10]!r}")
+            if not (math.isfinite(float(v)) and v >= 0):
+                raise ValueError(f"Workload: `scale[{k!r}]` must be finite and >= 0, got {v!r}")
+            out[k] = float(v)
+        return out
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Workload: `scale` must be a number or a {{client: factor}} mapping, got {scale!r}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"Workload: `scale` must be finite and > 0, got {scale!r}")
+    return float(scale)
+
+
+# -- the sampling plan -----------------------------------------------------------------
+class _Plan:
+    """Everything fixed for one sample call: segments, effective rates, stream keys."""
+
+    def __init__(self, wl: Workload, duration: float, root: np.random.SeedSequence) -> None:
+        self.root = root
+        self.duration = duration
+        self.keys = list(wl.clients)
+        self.clients = list(wl.clients.values())
+        self.hashes = [_rng.key_hash(k) for k in self.keys]
+        self.n_windows = max(1, math.ceil(duration / STREAM_WINDOW))
+        end = self.n_windows * STREAM_WINDOW
+        self.pieces: list[Pieces] = [c._pieces() for c in self.clients]
+
+        edges = [np.arange(self.n_windows + 1) * STREAM_WINDOW]
+        edges += [p.times[p.times < end] for p in self.pieces]
+        if isinstance(wl.rate, dict):
+            edges.append(np.array([t for t in wl.rate if t < end]))
+        elif callable(wl.rate):
+            edges.append(np.arange(0, end, _CALLABLE_STEP))
+        self.edges = np.unique(np.concatenate(edges))
+        starts = self.edges[:-1]
+
+        # piece index and native rate of every (client, segment)
+        self.piece_idx = np.stack(
+            [np.searchsorted(p.times, starts, side="right") - 1 for p in self.pieces]
+        )
+        native = np.stack([p.rates[i] for p, i in zip(self.pieces, self.piece_idx, strict=True)])
+        self.eff = self._effective(wl, native, starts)
+        self.window_of_edge = np.searchsorted(self.edges, np.arange(self.n_windows + 1) * STREAM_WINDOW)
+        self.offsets: list[float | None] = [None] * len(self.clients)
+        self.obj_states: list[dict[int, Any]] = [{} for _ in self.clients]
+        self.flat_cols: dict[str, Any] = dict(CORE_DTYPES)
+        self.ragged_cols: dict[str, Any] = {}
+        for c in self.clients:
+            self.flat_cols.update(c.value_columns())
+            self.ragged_cols.update(c.ragged_columns())
+
+    def _effective(self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]) -> NDArray[np.float64]:
+        needs_rate = wl.rate is not None or wl.scale != 1.0
+        for i, p in enumerate(self.pieces):
+            objs = p.objects or ()
+            if needs_rate and any(isinstance(o, _CustomArrival) and not o.has_rate for o in objs):
+                raise ValueError(
+                    f"Workload: client {self.keys[i]!r} has a custom arrival process without a `rate`, "
+                    "so it cannot be rate-scaled"
+                )
+        if wl.rate is None:
+            eff = native.copy()
+        else:
+            if isinstance(wl.rate, dict):
+                times = np.array(list(wl.rate))
+                vals = np.array(list(wl.rate.values()))
+                target = vals[np.searchsorted(times, starts, side="right") - 1]
+            elif callable(wl.rate):
+                target = _eval_callable(wl.rate, starts + _CALLABLE_STEP / 2)
+            else:
+                target = np.full(starts.size, wl.rate)
+            total = native.sum(axis=0)
+            dead = (total <= 0) & (target > 0) & (starts < self.duration)
+            if dead.any():
+                t = float(starts[np.argmax(dead)])
+                raise ValueError(
+                    f"Workload: target rate {float(target[np.argmax(dead)])!r} req/s at t={t:g}s, "
+                    "but no client is active then (all native rates are 0)"
+                )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eff = np.where(total > 0, native * (target / np.where(total > 0, total, 1.0)), 0.0)
+        if isinstance(wl.scale, dict):
+            for i, k in enumerate(self.keys):
+                eff[i] *= wl.scale.get(k, 1.0)
+        else:
+            eff *= wl.scale
+        return eff
+
+    def windows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield (window index, merged column dict) for every stream window."""
+        for w in range(self.n_windows):
+            yield w, self._window(w)
+
+    def _window(self, w: int) -> dict[str, Any]:
+        s_lo, s_hi = int(self.window_of_edge[w]), int(self.window_of_edge[w + 1])
+        times, codes, flats, raggeds = [], [], [], []
+        for i, client in enumerate(self.clients):
+            eff = self.eff[i, s_lo:s_hi]
+            if not (eff > 0).any():
+                continue
+            t = self._arrivals(i, w, s_lo, s_hi)
+            if w == self.n_windows - 1:
+                t = t[t < self.duration]
+            if t.size == 0:
+                continue
+            cols, rag = client.sample_values(t, _rng.stream(self.root, self.hashes[i], w, _rng.VALUES))
+            times.append(t)
+            codes.append(np.full(t.size, i, dtype=np.int32))
+            flats.append(cols)
+            raggeds.append(rag)
+        return _merge(times, codes, flats, raggeds, self.flat_cols, self.ragged_cols)
+
+    def _arrivals(self, i: int, w: int, s_lo: int, s_hi: int) -> NDArray[np.float64]:
+        rng = _rng.stream(self.root, self.hashes[i], w, _rng.ARRIVALS)
+        p = self.pieces[i]
+        out = []
+        for s in range(s_lo, s_hi):
+            r = float(self.eff[i, s])
+            t0, t1 = float(self.edges[s]), float(self.edges[s + 1])
+            if r <= 0 or t1 <= t0:
+                continue
+            pts, self.offsets[i] = segment_points(
+                p, int(self.piece_idx[i, s]), r * (t1 - t0), self.offsets[i], self.obj_states[i], rng
+            )
+            if pts.size:
+                out.append(t0 + pts / r)
+        if not out:
+            return np.empty(0)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+def segment_points(
+    p: Pieces, k: int, length: float, offset: float | None, obj_states: dict[int, Any], rng: np.random.Generator
+) -> tuple[NDArray[np.float64], float | None]:
+    """Operational-time points of piece ``k`` over one segment of length ``length``."""
+    fam = int(p.family[k])
+    if fam == OBJECT:
+        assert p.objects is not None
+        pts, obj_states[k] = p.objects[k]._op_points(obj_states.get(k), length, rng)
+        return pts, offset
+    shape, scale = float(p.shape[k]), float(p.scale[k])
+    if offset is None:  # the process switches on: start in its stationary state
+        offset = draw_residual(fam, shape, scale, rng)
+    return renewal_points(fam, shape, scale, offset, length, rng)
+
+
+def sample_process(proc: Any, start: float, end: float, rng: np.random.Generator) -> NDArray[np.float64]:
+    """Arrivals of one process at its native rate on [start, end), from one generator."""
+    p: Pieces = proc._pieces()
+    edges = np.unique(np.concatenate([[start, end], p.times[(p.times > start) & (p.times < end)]]))
+    offset: float | None = None
+    states: dict[int, Any] = {}
+    out = []
+    for t0, t1 in zip(edges[:-1], edges[1:], strict=True):
+        k = int(np.searchsorted(p.times, t0, side="right")) - 1
+        r = float(p.rates[k])
+        if r <= 0:
+            continue
+        pts, offset = segment_points(p, k, r * (t1 - t0), offset, states, rng)
+        out.append(t0 + pts / r)
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _eval_callable(fn: Callable[[Any], Any], t: NDArray[np.float64]) -> NDArray[np.float64]:
+    try:
+        vals = np.asarray(fn(t), dtype=np.float64)
+        if vals.shape != t.shape:
+            raise ValueError
+    except Exception:
+        vals = np.array([float(fn(float(x))) for x in t])
+    bad = ~(np.isfinite(vals) & (vals >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"Workload: `rate({t[i]:g})` returned {vals[i]!r}; rates must be finite and >= 0")
+    return vals
+
+
+# -- merging ---------------------------------------------------------------------------
+def _merge(
+    times: list[NDArray[np.float64]],
+    codes: list[NDArray[np.int32]],
+    flats: list[dict[str, NDArray[Any]]],
+    raggeds: list[dict[str, Ragged]],
+    flat_cols: dict[str, Any],
+    ragged_cols: dict[str, Any],
+) -> dict[str, Any]:
+    """Merge the clients' sorted runs of one window into one sorted column dict."""
+    if not times:
+        out: dict[str, Any] = {k: np.empty(0, dtype=d) for k, d in flat_cols.items()}
+        out.update({k: Ragged(np.empty(0, dtype=d), np.zeros(1, np.int64)) for k, d in ragged_cols.items()})
+        return out
+    t = np.concatenate(times) if len(times) > 1 else times[0]
+    # Stable argsort of concatenated sorted runs is a run-aware merge (timsort/radix).
+    order = np.argsort(t, kind="stable") if len(times) > 1 else None
+
+    def gather(arr: NDArray[Any]) -> NDArray[Any]:
+        return arr if order is None else arr[order]
+
+    out = {"timestamp": gather(t), "client": gather(np.concatenate(codes))}
+    for name, dtype in flat_cols.items():
+        if name in ("timestamp", "client"):
+            continue
+        pieces = [f[name] if name in f else np.zeros(len(tt), dtype=dtype) for f, tt in zip(flats, times, strict=True)]
+        out[name] = gather(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
+    for name, dtype in ragged_cols.items():
+        parts = [
+            r[name] if name in r else Ragged(np.empty(0, dtype=dtype), np.zeros(len(tt) + 1, np.int64))
+            for r, tt in zip(raggeds, times, strict=True)
+        ]
+        rg = Ragged.concat(parts)
+        out[name] = rg if order is None else rg.take(order)
+    return out
+
+
+def _chunk(req: Requests, start: float, end: float) -> Requests:
+    req.meta["chunk"] = [start, end]
+    return req
+
+
+def _as_part(req: Requests) -> dict[str, Any]:
+    return {name: req[name] for name in req.columns}
+
+
+def _concat_columns(parts: list[dict[str, Any]], plan: _Plan, duration: float) -> Requests:
+    """Concatenate window parts column by column, freeing each as it goes (peak memory)."""
+    cols: dict[str, NDArray[Any]] = {}
+    ragged: dict[str, Ragged] = {}
+    names = list(parts[0]) if parts else list(plan.flat_cols)
+    for name in names:
+        if name in plan.ragged_cols:
+            ragged[name] = Ragged.concat([p.pop(name) for p in parts])
+        else:
+            arrs = [p.pop(name) for p in parts]
+            cols[name] = np.concatenate(arrs) if len(arrs) != 1 else arrs[0]
+            del arrs
+    return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration)
