@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
-__all__ = ["Frozen", "FloatArray", "as_1d_float", "parse_model", "registered_kinds"]
+__all__ = ["FloatArray", "Frozen", "as_1d_float", "parse_model", "registered_kinds"]
 
 #: kind -> class, filled as the model classes are defined; read by ``parse_model``.
 _REGISTRY: dict[str, type] = {}
@@ -40,9 +40,7 @@ FloatArray = Annotated[
 class Frozen(BaseModel):
     """Immutable, strictly validated description; equality compares array fields by value."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

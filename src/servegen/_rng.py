@@ -8,11 +8,12 @@ chunks, in parallel or on a cluster yields the same requests as one call.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["SeedLike", "root_seed", "key_hash", "stream"]
+__all__ = ["SeedLike", "key_hash", "root_seed", "stream"]
 
 SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
@@ -38,9 +39,7 @@ def root_seed(rng: SeedLike) -> np.random.SeedSequence:
     if rng is None:
         return np.random.SeedSequence()
     if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
-        raise TypeError(
-            f"rng must be None, an int, a numpy SeedSequence or Generator, got {rng!r}"
-        )
+        raise TypeError(f"rng must be None, an int, a numpy SeedSequence or Generator, got {rng!r}")
     if rng < 0:
         raise ValueError(f"rng: a seed must be >= 0, got {rng!r}")
     return np.random.SeedSequence(int(rng))

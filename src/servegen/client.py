@@ -61,7 +61,9 @@ class Client(Frozen):
             v = parse_model(v)
         if isinstance(v, Piecewise):
             if not v.is_arrival:
-                raise TypeError("Client: `arrival` is a Piecewise of distributions, expected arrival processes")
+                raise TypeError(
+                    "Client: `arrival` is a Piecewise of distributions, expected arrival processes"
+                )
             return v
         if isinstance(v, ArrivalProcess) or (isinstance(v, ArrivalModel) and not isinstance(v, Frozen)):
             return v
@@ -90,8 +92,12 @@ class Client(Frozen):
             return self.arrival._pieces()
         wrapped = _CustomArrival(self.arrival)
         return Pieces(
-            np.zeros(1), np.array([wrapped.mean_rate]), np.array([OBJECT], np.uint8),
-            np.ones(1), np.ones(1), (wrapped,),
+            np.zeros(1),
+            np.array([wrapped.mean_rate]),
+            np.array([OBJECT], np.uint8),
+            np.ones(1),
+            np.ones(1),
+            (wrapped,),
         )
 
     # -- values ---------------------------------------------------------------------
@@ -140,7 +146,7 @@ def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDA
         return np.asarray(model.sample(n, rng=rng), dtype=np.float64)
     out = np.empty(n, dtype=np.float64)
     # t is sorted, so each piece owns one contiguous slice.
-    bounds = np.searchsorted(t, model.times, side="left").tolist() + [n]
+    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), n]
     for i, m in enumerate(model.models):
         lo, hi = bounds[i], bounds[i + 1]
         if hi > lo:
@@ -153,7 +159,7 @@ def to_tokens(x: NDArray[np.float64], name: str) -> NDArray[np.int64]:
     bad = ~((x >= 0) & (x <= MAX_TOKENS))
     if bad.any():
         raise ValueError(
-            f"`{name}`: a draw of {x[bad][0]!r} is not a token count (must be finite, >= 0 and "
+            f"`{name}`: a draw of {float(x[bad][0])!r} is not a token count (must be finite, >= 0 and "
             f"<= 2**53); wrap the model in Clipped(...) to bound it"
         )
     return np.rint(x).astype(np.int64)
@@ -174,7 +180,9 @@ class _CustomArrival:
         if not (np.isfinite(self.mean_rate) and self.mean_rate > 0):
             raise ValueError(f"custom arrival process: `rate` must be finite and > 0, got {rate!r}")
 
-    def _op_points(self, state: Any, length: float, rng: np.random.Generator) -> tuple[NDArray[np.float64], Any]:
+    def _op_points(
+        self, state: Any, length: float, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], Any]:
         pos = 0.0 if state is None else state
         r = self.mean_rate
         t = np.asarray(self.obj.sample(pos / r, (pos + length) / r, rng=rng), dtype=np.float64)

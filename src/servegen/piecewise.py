@@ -46,7 +46,8 @@ class Piecewise(Frozen):
     def _check(self) -> Piecewise:
         if len(self.models) != self.times.size:
             raise ValueError(
-                f"Piecewise: `times` and `models` must have the same length, got {self.times.size} and {len(self.models)}"
+                "Piecewise: `times` and `models` must have the same length, "
+                f"got {self.times.size} and {len(self.models)}"
             )
         _check_times("Piecewise", self.times)
         arrivals = [isinstance(m, ArrivalProcess) for m in self.models]
@@ -54,8 +55,7 @@ class Piecewise(Frozen):
         if not (all(arrivals) or all(values)):
             raise TypeError(
                 "Piecewise: `models` must be all arrival processes or all distributions "
-                "(nested Piecewise is not supported), got "
-                + ", ".join(type(m).__name__ for m in self.models)
+                "(nested Piecewise is not supported), got " + ", ".join(type(m).__name__ for m in self.models)
             )
         if all(arrivals) and any(isinstance(m, ArrivalSchedule) for m in self.models):
             raise TypeError("Piecewise: an ArrivalSchedule is already piecewise; merge its arrays instead")

@@ -142,7 +142,9 @@ class Requests:
         n = len(columns["timestamp"])
         for name, arr in columns.items():
             if arr.ndim != 1 or len(arr) != n:
-                raise ValueError(f"Requests: column {name!r} must be 1-D of length {n}, got shape {arr.shape}")
+                raise ValueError(
+                    f"Requests: column {name!r} must be 1-D of length {n}, got shape {arr.shape}"
+                )
         ragged = dict(ragged or {})
         for name, rg in ragged.items():
             if len(rg) != n:
@@ -265,7 +267,9 @@ class Requests:
         arrays, names = [], []
         for name, arr in self._cols.items():
             if name == "client":
-                arrays.append(pa.DictionaryArray.from_arrays(pa.array(arr), pa.array(_categories(self.clients))))
+                arrays.append(
+                    pa.DictionaryArray.from_arrays(pa.array(arr), pa.array(_categories(self.clients)))
+                )
             else:
                 arrays.append(pa.array(arr))
             names.append(name)
@@ -319,7 +323,8 @@ def read_parquet(path: str | os.PathLike[str]) -> Requests:
     """Read a file written by :meth:`Requests.to_parquet`.
 
     >>> import servegen as sg, tempfile, os
-    >>> r = sg.Workload([sg.Client(arrival=sg.Poisson(rate=2), input_tokens=8, output_tokens=4)]).sample(30, rng=1)
+    >>> c = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=8, output_tokens=4)
+    >>> r = sg.Workload([c]).sample(30, rng=1)
     >>> p = r.to_parquet(os.path.join(tempfile.mkdtemp(), "r.parquet"))
     >>> sg.read_parquet(p).equals(r)
     True
