@@ -18,6 +18,7 @@ from .arrivals import (
     Replay,
     Weibull,
 )
+from .attributes import Modality, Multimodal, RankCorrelation, Reasoning
 from .client import Client
 from .distributions import (
     Clipped,
@@ -51,11 +52,15 @@ __all__ = [
     "Gamma",
     "LogNormal",
     "Mixture",
+    "Modality",
+    "Multimodal",
     "OnOff",
     "Pareto",
     "Piecewise",
     "Poisson",
     "Ragged",
+    "RankCorrelation",
+    "Reasoning",
     "Replay",
     "Requests",
     "Uniform",

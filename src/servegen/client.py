@@ -19,6 +19,7 @@ from pydantic import field_validator, model_validator
 
 from ._base import Frozen, parse_model
 from .arrivals import OBJECT, ArrivalModel, ArrivalProcess, Pieces
+from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, ValueModel, _as_distribution
 from .piecewise import Piecewise
 from .requests import Ragged
@@ -41,7 +42,15 @@ class Client(Frozen):
     input_tokens, output_tokens
         Value models (a distribution, a ``Piecewise`` of distributions, a number for a
         constant, or any object with ``sample(n, *, rng)``). Draws are rounded to the
-        nearest integer; every draw must be finite and >= 0.
+        nearest integer; every draw must be finite and >= 0. With ``multimodal``,
+        ``input_tokens`` are the text tokens.
+    multimodal
+        :class:`~servegen.Multimodal` items per request (image/audio/video).
+    reasoning
+        :class:`~servegen.Reasoning`: split of the output into reasoning and answer.
+    dependence
+        :class:`~servegen.RankCorrelation` between fields; ``None`` draws every field
+        independently.
 
     Notes
     -----
@@ -53,6 +62,9 @@ class Client(Frozen):
     arrival: Any
     input_tokens: Any
     output_tokens: Any
+    multimodal: Multimodal | None = None
+    reasoning: Reasoning | None = None
+    dependence: RankCorrelation | None = None
 
     @field_validator("arrival", mode="before")
     @classmethod
@@ -78,7 +90,30 @@ class Client(Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> Client:
+        if self.dependence is None:
+            return self
+        for name in self.dependence.fields:
+            model = self._copula_model(name)
+            if model is None:
+                raise ValueError(
+                    f"Client: `dependence` couples {name!r}, but this client has no such field "
+                    "(add `reasoning`/`multimodal`, or drop the pair)"
+                )
+            for m in model.models if isinstance(model, Piecewise) else [model]:
+                if not isinstance(m, Distribution):
+                    raise TypeError(
+                        f"Client: `dependence` needs a quantile function (ppf) for {name!r}, got {m!r}"
+                    )
         return self
+
+    def _copula_model(self, name: str) -> Any:
+        if name in ("input_tokens", "output_tokens"):
+            return getattr(self, name)
+        if name == "reasoning":
+            r = self.reasoning
+            return None if r is None else (r.ratio if r.mode == "ratio" else r.tokens)
+        modality = getattr(self.multimodal, name.removesuffix("_count"), None) if self.multimodal else None
+        return None if modality is None else modality.count
 
     # -- arrivals -------------------------------------------------------------------
     @property
@@ -103,21 +138,82 @@ class Client(Frozen):
     # -- values ---------------------------------------------------------------------
     def value_columns(self) -> dict[str, Any]:
         """Name -> dtype of the flat columns this client adds to every request."""
-        return {"input_tokens": np.int64, "output_tokens": np.int64}
+        cols: dict[str, Any] = {"input_tokens": np.int64, "output_tokens": np.int64}
+        if self.multimodal is not None:
+            for m in self.multimodal.modalities:
+                cols[f"{m}_count"] = np.int64
+                cols[f"{m}_tokens_total"] = np.int64
+            cols["input_tokens_total"] = np.int64
+        if self.reasoning is not None:
+            cols["reasoning_tokens"] = np.int64
+            cols["answer_tokens"] = np.int64
+        return cols
 
     def ragged_columns(self) -> dict[str, Any]:
         """Name -> dtype of the ragged (per-item) columns this client adds."""
-        return {}
+        if self.multimodal is None:
+            return {}
+        return {f"{m}_tokens": np.int64 for m in self.multimodal.modalities}
 
     def sample_values(
-        self, t: NDArray[np.float64], rng: np.random.Generator
+        self,
+        t: NDArray[np.float64],
+        rng: np.random.Generator,
+        flat: dict[str, Any] | None = None,
+        ragged: dict[str, Any] | None = None,
     ) -> tuple[dict[str, NDArray[Any]], dict[str, Ragged]]:
-        """Draw every per-request field for requests arriving at sorted times ``t``."""
+        """Draw every per-request field for requests arriving at sorted times ``t``.
+
+        ``flat``/``ragged`` name the columns of the whole workload: columns this client
+        does not model get their neutral value (0 items, no reasoning, total = text).
+        Draw order is fixed (copula normals, input, output, modalities, reasoning), so
+        adding an attribute never changes the draws of the fields before it.
+        """
+        n = len(t)
+        u = {}
+        if self.dependence is not None:
+            marginals = {f: _model_at(self._copula_model(f), t[0]) for f in self.dependence.fields}
+            u = self.dependence.uniforms(n, marginals, rng)
+
+        def value(model: Any, name: str, key: str) -> NDArray[np.int64]:
+            x = ppf_at(model, t, u[key]) if key in u else draw_at(model, t, rng)
+            return to_tokens(x, name)
+
         cols = {
-            "input_tokens": to_tokens(draw_at(self.input_tokens, t, rng), "input_tokens"),
-            "output_tokens": to_tokens(draw_at(self.output_tokens, t, rng), "output_tokens"),
+            "input_tokens": value(self.input_tokens, "input_tokens", "input_tokens"),
+            "output_tokens": value(self.output_tokens, "output_tokens", "output_tokens"),
         }
-        return cols, {}
+        rag: dict[str, Ragged] = {}
+        if self.multimodal is not None:
+            total = cols["input_tokens"].copy()
+            for m in self.multimodal.modalities:
+                mod: Any = getattr(self.multimodal, m)
+                counts = value(mod.count, f"{m}_count", f"{m}_count")
+                item_t = np.repeat(t, counts)  # each item takes its request's time
+                tokens = to_tokens(draw_at(mod.tokens, item_t, rng), f"{m}_tokens")
+                rg = Ragged.from_lengths(counts, tokens)
+                csum = np.concatenate([[0], np.cumsum(tokens)])
+                cols[f"{m}_count"] = counts
+                cols[f"{m}_tokens_total"] = csum[rg.offsets[1:]] - csum[rg.offsets[:-1]]
+                rag[f"{m}_tokens"] = rg
+                total += cols[f"{m}_tokens_total"]
+            cols["input_tokens_total"] = total
+        if self.reasoning is not None:
+            r = self.reasoning
+            if r.mode == "ratio":
+                ratio = ppf_at(r.ratio, t, u["reasoning"]) if "reasoning" in u else draw_at(r.ratio, t, rng)
+                if not ((ratio >= 0) & (ratio <= 1)).all():
+                    raise ValueError("`reasoning.ratio`: draws must lie in [0, 1]")
+                reasoning = np.rint(ratio * cols["output_tokens"]).astype(np.int64)
+                cols["reasoning_tokens"] = reasoning
+                cols["answer_tokens"] = cols["output_tokens"] - reasoning
+            else:
+                reasoning = value(r.tokens, "reasoning_tokens", "reasoning")
+                cols["reasoning_tokens"] = reasoning
+                cols["answer_tokens"] = cols["output_tokens"]
+                cols["output_tokens"] = reasoning + cols["output_tokens"]
+        _fill_defaults(cols, rag, n, flat or {}, ragged or {})
+        return cols, rag
 
     def sample(self, duration: float, *, rng: Any = None) -> Any:
         """Shorthand for ``Workload([self]).sample(duration, rng=rng)``."""
@@ -152,6 +248,45 @@ def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDA
         if hi > lo:
             out[lo:hi] = m.sample(hi - lo, rng=rng)
     return out
+
+
+def _model_at(model: Any, t: float) -> Any:
+    return model.model_at(t) if isinstance(model, Piecewise) else model
+
+
+def ppf_at(model: Any, t: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Inverse-CDF values of uniforms ``u`` under the model in force at each time."""
+    if not isinstance(model, Piecewise):
+        return np.asarray(model.ppf(u), dtype=np.float64)
+    out = np.empty(len(t), dtype=np.float64)
+    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), len(t)]
+    for i, m in enumerate(model.models):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi > lo:
+            out[lo:hi] = m.ppf(u[lo:hi])
+    return out
+
+
+def _fill_defaults(
+    cols: dict[str, NDArray[Any]],
+    rag: dict[str, Ragged],
+    n: int,
+    flat: dict[str, Any],
+    ragged: dict[str, Any],
+) -> None:
+    """Give the workload's columns that this client does not model their neutral value."""
+    for name, dtype in flat.items():
+        if name in cols or name in ("timestamp", "client"):
+            continue
+        if name == "input_tokens_total":
+            cols[name] = cols["input_tokens"].copy()
+        elif name == "answer_tokens":
+            cols[name] = cols["output_tokens"].copy()
+        else:
+            cols[name] = np.zeros(n, dtype=dtype)
+    for name, dtype in ragged.items():
+        if name not in rag:
+            rag[name] = Ragged(np.empty(0, dtype=dtype), np.zeros(n + 1, dtype=np.int64))
 
 
 def to_tokens(x: NDArray[np.float64], name: str) -> NDArray[np.int64]:

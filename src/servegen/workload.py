@@ -337,7 +337,8 @@ class _Plan:
                 t = t[t < self.duration]
             if t.size == 0:
                 continue
-            cols, rag = client.sample_values(t, _rng.stream(self.root, self.hashes[i], w, _rng.VALUES))
+            rng = _rng.stream(self.root, self.hashes[i], w, _rng.VALUES)
+            cols, rag = client.sample_values(t, rng, self.flat_cols, self.ragged_cols)
             times.append(t)
             codes.append(np.full(t.size, i, dtype=np.int32))
             flats.append(cols)
