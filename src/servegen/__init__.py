@@ -34,6 +34,7 @@ from .distributions import (
 )
 from .piecewise import Piecewise
 from .requests import Ragged, Requests, read_parquet
+from .sessions import Session, SharedPrefix
 from .workload import STREAM_WINDOW, Workload
 
 __version__ = "0.1.0"
@@ -63,6 +64,8 @@ __all__ = [
     "Reasoning",
     "Replay",
     "Requests",
+    "Session",
+    "SharedPrefix",
     "Uniform",
     "Weibull",
     "Workload",

@@ -19,7 +19,7 @@ SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
 #: Sub-streams of one (client, window): arrival gaps and request attributes never share
 #: draws, so changing how one is sampled cannot shift the other.
-ARRIVALS, VALUES, SESSIONS = 0, 1, 2
+ARRIVALS, VALUES, SESSIONS, PREFIX = 0, 1, 2, 3
 
 
 def root_seed(rng: SeedLike) -> np.random.SeedSequence:

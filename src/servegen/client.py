@@ -23,6 +23,7 @@ from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, ValueModel, _as_distribution
 from .piecewise import Piecewise
 from .requests import Ragged
+from .sessions import Session, SharedPrefix
 
 __all__ = ["Client"]
 
@@ -51,6 +52,10 @@ class Client(Frozen):
     dependence
         :class:`~servegen.RankCorrelation` between fields; ``None`` draws every field
         independently.
+    session
+        :class:`~servegen.Session`: the arrival process starts multi-turn conversations.
+    prefix
+        :class:`~servegen.SharedPrefix`: shared system prompts prepended to requests.
 
     Notes
     -----
@@ -65,6 +70,8 @@ class Client(Frozen):
     multimodal: Multimodal | None = None
     reasoning: Reasoning | None = None
     dependence: RankCorrelation | None = None
+    session: Session | None = None
+    prefix: SharedPrefix | None = None
 
     @field_validator("arrival", mode="before")
     @classmethod
@@ -147,7 +154,18 @@ class Client(Frozen):
         if self.reasoning is not None:
             cols["reasoning_tokens"] = np.int64
             cols["answer_tokens"] = np.int64
+        if self.session is not None:
+            cols["session"] = np.int64
+            cols["turn"] = np.int64
+            cols["parent"] = np.int64
+        if self.prefix is not None:
+            cols["prefix_group"] = np.int64
         return cols
+
+    @property
+    def requests_per_arrival(self) -> float:
+        """Requests each arrival brings: the mean turns of a session, else 1."""
+        return 1.0 if self.session is None else self.session.mean_turns()
 
     def ragged_columns(self) -> dict[str, Any]:
         """Name -> dtype of the ragged (per-item) columns this client adds."""
@@ -282,6 +300,10 @@ def _fill_defaults(
             cols[name] = cols["input_tokens"].copy()
         elif name == "answer_tokens":
             cols[name] = cols["output_tokens"].copy()
+        elif name in ("session", "parent", "prefix_group"):
+            cols[name] = np.full(n, -1, dtype=dtype)
+        elif name == "turn":
+            cols[name] = np.ones(n, dtype=dtype)
         else:
             cols[name] = np.zeros(n, dtype=dtype)
     for name, dtype in ragged.items():

@@ -42,6 +42,7 @@ from . import _rng
 from .arrivals import OBJECT, Pieces, draw_residual, renewal_points
 from .client import Client, _CustomArrival
 from .requests import CORE_DTYPES, Ragged, Requests
+from .sessions import BlockIds, build_turns
 
 __all__ = ["STREAM_WINDOW", "Workload"]
 
@@ -64,6 +65,11 @@ class Workload:
         scalar).
     scale
         A factor applied after ``rate`` to every client, or ``{key: factor}`` per client.
+    block_size
+        Tokens per KV-cache block; when given, requests get ``hash_ids`` (see
+        :mod:`servegen.sessions`): 512 for Mooncake traces, 16 for vLLM/Bailian.
+
+    For clients with sessions, rates count requests (session starts x mean turns).
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class Workload:
         clients: Any,
         rate: float | Mapping[float, float] | Callable[[Any], Any] | None = None,
         scale: float | Mapping[Hashable, float] = 1.0,
+        block_size: int | None = None,
     ) -> None:
         self._source = clients if hasattr(clients, "to_clients") else None
         if self._source is not None:
@@ -94,6 +101,13 @@ class Workload:
         }
         self.rate = _check_rate(rate)
         self.scale = _check_scale(scale, self.clients)
+        if block_size is not None and (
+            isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1
+        ):
+            raise ValueError(
+                f"Workload: `block_size` must be a whole number of tokens >= 1, got {block_size!r}"
+            )
+        self.block_size = None if block_size is None else int(block_size)
 
     @property
     def keys(self) -> list[Hashable]:
@@ -149,7 +163,10 @@ class Workload:
         else:
             clients = [[k, c.model_dump(mode="json")] for k, c in self.clients.items()]
         scale = [[k, v] for k, v in self.scale.items()] if isinstance(self.scale, dict) else self.scale
-        return {"kind": "workload", "clients": clients, "rate": rate, "scale": scale}
+        spec = {"kind": "workload", "clients": clients, "rate": rate, "scale": scale}
+        if self.block_size is not None:
+            spec["block_size"] = self.block_size
+        return spec
 
     def to_json(self, **kw: Any) -> str:
         """:meth:`to_dict` as JSON text; :meth:`from_json` reads it back exactly."""
@@ -172,7 +189,7 @@ class Workload:
         scale = spec.get("scale", 1.0)
         if isinstance(scale, list):
             scale = {k: float(v) for k, v in scale}
-        return cls(clients, rate=rate, scale=scale)
+        return cls(clients, rate=rate, scale=scale, block_size=spec.get("block_size"))
 
     @classmethod
     def from_json(cls, text: str) -> Workload:
@@ -186,6 +203,7 @@ class Workload:
             and all(self.clients[k] == other.clients[k] for k in self.clients)
             and self.rate == other.rate
             and self.scale == other.scale
+            and self.block_size == other.block_size
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -271,7 +289,10 @@ class _Plan:
         # piece index and native rate of every (client, segment)
         self.piece_idx = np.stack([np.searchsorted(p.times, starts, side="right") - 1 for p in self.pieces])
         native = np.stack([p.rates[i] for p, i in zip(self.pieces, self.piece_idx, strict=True)])
-        self.eff = self._effective(wl, native, starts)
+        per_arrival = np.array([c.requests_per_arrival for c in self.clients])
+        # Targets count requests: scale session starts by their mean turns.
+        native = native * per_arrival[:, None]
+        self.eff = self._effective(wl, native, starts) / per_arrival[:, None]
         self.window_of_edge = np.searchsorted(self.edges, np.arange(self.n_windows + 1) * STREAM_WINDOW)
         self.offsets: list[float | None] = [None] * len(self.clients)
         self.obj_states: list[dict[int, Any]] = [{} for _ in self.clients]
@@ -280,6 +301,17 @@ class _Plan:
         for c in self.clients:
             self.flat_cols.update(c.value_columns())
             self.ragged_cols.update(c.ragged_columns())
+        self.block_size = wl.block_size
+        if self.block_size is not None:
+            self.ragged_cols["hash_ids"] = np.int64
+        if any(c.session is not None for c in self.clients):
+            self.flat_cols["_final"] = np.bool_  # internal: a session's last turn
+        self.turns = (
+            _Turns(self)
+            if any(c.session is not None or c.prefix is not None for c in self.clients)
+            or self.block_size is not None
+            else None
+        )
 
     def _effective(
         self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]
@@ -330,20 +362,26 @@ class _Plan:
         times, codes, flats, raggeds = [], [], [], []
         for i, client in enumerate(self.clients):
             eff = self.eff[i, s_lo:s_hi]
-            if not (eff > 0).any():
+            if not (eff > 0).any() and (self.turns is None or not self.turns.pending_rows(i)):
                 continue
-            t = self._arrivals(i, w, s_lo, s_hi)
+            t = self._arrivals(i, w, s_lo, s_hi) if (eff > 0).any() else np.empty(0)
             if w == self.n_windows - 1:
                 t = t[t < self.duration]
+            if self.turns is not None:
+                t, cols, rag = self.turns.window(i, w, t)
+            elif t.size:
+                rng = _rng.stream(self.root, self.hashes[i], w, _rng.VALUES)
+                cols, rag = client.sample_values(t, rng, self.flat_cols, self.ragged_cols)
             if t.size == 0:
                 continue
-            rng = _rng.stream(self.root, self.hashes[i], w, _rng.VALUES)
-            cols, rag = client.sample_values(t, rng, self.flat_cols, self.ragged_cols)
             times.append(t)
             codes.append(np.full(t.size, i, dtype=np.int32))
             flats.append(cols)
             raggeds.append(rag)
-        return _merge(times, codes, flats, raggeds, self.flat_cols, self.ragged_cols)
+        out = _merge(times, codes, flats, raggeds, self.flat_cols, self.ragged_cols)
+        if self.turns is not None:
+            self.turns.link_parents(out)
+        return out
 
     def _arrivals(self, i: int, w: int, s_lo: int, s_hi: int) -> NDArray[np.float64]:
         rng = _rng.stream(self.root, self.hashes[i], w, _rng.ARRIVALS)
@@ -362,6 +400,129 @@ class _Plan:
         if not out:
             return np.empty(0)
         return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+class _Turns:
+    """Per-client state for sessions, prefixes and block ids across stream windows.
+
+    Sessions that start in a window may run into later windows: their later turns wait
+    in a per-client pending buffer and are emitted in the window they fall in, so
+    chunking never loses or duplicates a turn.
+    """
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        n = len(plan.clients)
+        self.pending: list[dict[str, Any] | None] = [None] * n
+        self.sessions_started = [0] * n
+        self.rows_before = 0
+        self.last_row: dict[int, int] = {}
+        self.prefix_tokens: list[NDArray[np.int64] | None] = []
+        self.ids: list[BlockIds | None] = []
+        for i, c in enumerate(plan.clients):
+            pt = None
+            if c.prefix is not None:
+                rng = _rng.stream(plan.root, plan.hashes[i], 0, _rng.PREFIX)
+                pt = np.rint(c.prefix.tokens.sample(c.prefix.groups, rng=rng)).astype(np.int64)
+            self.prefix_tokens.append(pt)
+            self.ids.append(None if plan.block_size is None else BlockIds(i, pt, plan.block_size))
+
+    def pending_rows(self, i: int) -> int:
+        p = self.pending[i]
+        return 0 if p is None else len(p["timestamp"])
+
+    def window(self, i: int, w: int, starts: NDArray[np.float64]) -> tuple[NDArray[np.float64], Any, Any]:
+        plan, client = self.plan, self.plan.clients[i]
+        if starts.size:
+            rng_s = _rng.stream(plan.root, plan.hashes[i], w, _rng.SESSIONS)
+            if client.session is not None:
+                k = np.rint(client.session.turns.sample(starts.size, rng=rng_s)).astype(np.int64)
+            else:
+                k = np.ones(starts.size, dtype=np.int64)
+            t_model = np.repeat(starts, k)  # every turn uses the models in force at its session's start
+            rng_v = _rng.stream(plan.root, plan.hashes[i], w, _rng.VALUES)
+            cols, rag = client.sample_values(t_model, rng_v, plan.flat_cols, plan.ragged_cols)
+            first = (i << 32) + self.sessions_started[i]
+            self.sessions_started[i] += starts.size
+            times, cols, hashes = build_turns(
+                client.session,
+                client.prefix,
+                self.prefix_tokens[i],
+                starts,
+                k,
+                cols,
+                rng_s,
+                self.ids[i],
+                first,
+            )
+            if hashes is not None:
+                rag["hash_ids"] = hashes
+            if client.session is not None:
+                final = np.zeros(times.size, dtype=bool)
+                final[np.cumsum(k) - 1] = True
+                cols["_final"] = final
+            order = np.argsort(times, kind="stable")  # session-major -> time order
+            cols = {name: v[order] for name, v in cols.items()}
+            rag = {name: v.take(order) for name, v in rag.items()}
+            self._push(i, times[order], cols, rag)
+        return self._pop(i, min((w + 1) * STREAM_WINDOW, plan.duration))
+
+    def _push(self, i: int, t: NDArray[np.float64], cols: dict[str, Any], rag: dict[str, Any]) -> None:
+        runs = [(t, cols, rag)]
+        p = self.pending[i]
+        if p is not None:
+            flat = {k: v for k, v in p.items() if not isinstance(v, Ragged) and k != "timestamp"}
+            runs.insert(0, (p["timestamp"], flat, {k: v for k, v in p.items() if isinstance(v, Ragged)}))
+        self.pending[i] = _merge(
+            [r[0] for r in runs],
+            [np.zeros(len(r[0]), np.int32) for r in runs],
+            [r[1] for r in runs],
+            [r[2] for r in runs],
+            self.plan.flat_cols,
+            self.plan.ragged_cols,
+        )
+
+    def _pop(self, i: int, end: float) -> tuple[NDArray[np.float64], Any, Any]:
+        p = self.pending[i]
+        if p is None:
+            return np.empty(0), {}, {}
+        cut = int(np.searchsorted(p["timestamp"], end, side="left"))
+        now_idx, later_idx = np.arange(cut), np.arange(cut, len(p["timestamp"]))
+        cols, rag, keep = {}, {}, {}
+        for name, v in p.items():
+            if isinstance(v, Ragged):
+                rag[name], keep[name] = v.take(now_idx), v.take(later_idx)
+            else:
+                cols[name], keep[name] = v[:cut], v[cut:]
+        self.pending[i] = keep if len(keep["timestamp"]) else None
+        cols.pop("client")
+        return cols.pop("timestamp"), cols, rag
+
+    def link_parents(self, out: dict[str, Any]) -> None:
+        """Fill ``parent`` with the global row index of each turn's previous turn."""
+        n = len(out["timestamp"])
+        final = out.pop("_final", None)
+        if "session" in out:
+            sess = out["session"]
+            idx = np.flatnonzero(sess >= 0)
+            parent = np.full(n, -1, dtype=np.int64)
+            if idx.size:
+                o = np.argsort(sess[idx], kind="stable")
+                rows, s = idx[o], sess[idx][o]
+                same = np.r_[False, s[1:] == s[:-1]]
+                prev = np.r_[-1, rows[:-1] + self.rows_before]
+                parent[rows[same]] = prev[same]
+                for r in rows[~same & (out["turn"][rows] > 1)].tolist():
+                    parent[r] = self.last_row.get(int(sess[r]), -1)
+                last = np.r_[~same[1:], True]
+                for r in rows[last].tolist():
+                    key = int(sess[r])
+                    if final is not None and final[r]:
+                        self.last_row.pop(key, None)
+                    else:
+                        self.last_row[key] = r + self.rows_before
+            out["parent"] = parent
+        self.rows_before += n
 
 
 def segment_points(
