@@ -33,6 +33,7 @@ from .distributions import (
     Zipf,
 )
 from .piecewise import Piecewise
+from .pools import Pool, list_pools, load_pool, read_release
 from .requests import Ragged, Requests, read_parquet
 from .sessions import Session, SharedPrefix
 from .workload import STREAM_WINDOW, Workload
@@ -59,6 +60,7 @@ __all__ = [
     "Pareto",
     "Piecewise",
     "Poisson",
+    "Pool",
     "Ragged",
     "RankCorrelation",
     "Reasoning",
@@ -71,6 +73,9 @@ __all__ = [
     "Workload",
     "Zipf",
     "__version__",
+    "list_pools",
+    "load_pool",
     "parse_model",
     "read_parquet",
+    "read_release",
 ]

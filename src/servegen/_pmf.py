@@ -11,23 +11,28 @@ compaction, quantisation) and the fidelity tests (KS distance, statistics).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._release import FLOAT_FIELDS, LENGTH_WINDOW_S, WINDOW_S, RawPool
+from servegen._release import LENGTH_WINDOW_S, WINDOW_S, RawPool
 
 __all__ = [
     "BIN_MASS",
     "BIN_REL_WIDTH",
-    "PROB_SCALE",
+    "MIN_SCALE_BITS",
     "QUANTILE_ATOL",
     "SOURCE_IMPUTED",
     "SOURCE_NONE",
     "SOURCE_RELEASE",
     "compact",
+    "fidelity",
+    "field_table",
     "impute",
     "ks_distance",
     "quantize",
+    "scale_bits",
     "segment_ids",
     "stats",
     "take",
@@ -40,8 +45,8 @@ of several points weighs < 1.5 * BIN_MASS = 0.0075, which bounds the KS distance
 BIN_REL_WIDTH = 0.02
 """The points of a bin lie in one geometric cell ``[(1+w)^j, (1+w)^(j+1))``, so
 ``max / min < 1.02`` inside a bin: every quantile is kept within 2 %."""
-PROB_SCALE = 65535
-"""Probabilities are stored as uint16 counts: the CDF rounded to multiples of 1/65535."""
+MIN_SCALE_BITS = 16
+"""Probabilities are stored as integer counts out of ``2**bits`` per PMF, at least 2**16."""
 QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99, 0.999)
 """Levels whose side of the CDF quantisation never flips (see ``quantize``)."""
 QUANTILE_ATOL = 1e-9
@@ -146,8 +151,12 @@ def ks_distance(
     return out
 
 
-def impute(raw: RawPool) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.uint8]]:
-    """Fill the PMFs a client lacks with the rate-weighted mixture of the other clients.
+Table = tuple[NDArray[np.int64], NDArray[Any], NDArray[np.float64]]
+"""A ragged PMF table ``(offsets, values, probs)``."""
+
+
+def impute(raw: RawPool) -> tuple[NDArray[np.uint8], Table]:
+    """Where each client's PMFs come from, and the mixtures that fill the missing ones.
 
     For each length window ``d`` and field, the donors are the clients whose PMF comes
     from the release in that window; donor ``c`` weighs its mean rate over the window's
@@ -155,14 +164,15 @@ def impute(raw: RawPool) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArra
     without a ``dataset.json`` (every window), and clients with a dataset whose window
     is empty although their rate there is > 0 (none in release f891d11). A client with a
     dataset, an empty window and rate 0 over it keeps no PMF: it sends no request.
+    All recipients of a window share its mixture.
 
     Returns
     -------
-    offsets, values, probs
-        The completed table, same layout as ``raw.pmf_*`` (zero-probability points of
-        the release are kept; mixture points are the union of the donors' supports).
     length_source : ndarray of uint8, shape (C, D)
         ``SOURCE_RELEASE``, ``SOURCE_IMPUTED`` or ``SOURCE_NONE`` per client and window.
+    mixture : (offsets, values, probs)
+        ``D * F`` PMFs, ``k = d * F + f``: support is the union of the donors' supports.
+        Empty for a window without donors or recipients.
     """
     n_c, n_d, n_f = raw.client_ids.size, raw.length_window_start.size, len(raw.fields)
     per = LENGTH_WINDOW_S // WINDOW_S
@@ -170,44 +180,61 @@ def impute(raw: RawPool) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArra
     padded[:, : raw.rate.shape[1]] = raw.rate
     mean_rate = padded.reshape(n_c, n_d, per).mean(axis=2)
     has = (np.diff(raw.pmf_offsets) > 0).reshape(n_c, n_d, n_f).all(axis=2)
-    source = np.where(has, SOURCE_RELEASE, SOURCE_NONE).astype(np.uint8)
     wanted = ~has & (~raw.has_dataset[:, None] | (mean_rate > 0))
+    source = np.full((n_c, n_d), SOURCE_NONE, dtype=np.uint8)
+    source[has] = SOURCE_RELEASE
 
-    sizes = np.diff(raw.pmf_offsets).reshape(n_c, n_d, n_f).copy()
-    fills: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    empty = np.empty(0)
     for d in range(n_d):
-        recipients = np.flatnonzero(wanted[:, d])
         donors = np.flatnonzero(has[:, d])
-        if recipients.size == 0 or donors.size == 0:
+        if donors.size == 0 or not wanted[:, d].any():
+            parts += [(empty, empty)] * n_f
             continue
+        source[wanted[:, d], d] = SOURCE_IMPUTED
         w = mean_rate[donors, d]
         w = w / w.sum() if w.sum() > 0 else np.full(donors.size, 1.0 / donors.size)
         for f in range(n_f):
-            k = (donors * n_d + d) * n_f + f
-            off, v, p = take(raw.pmf_offsets, k, raw.pmf_values, raw.pmf_probs)
+            off, v, p = take(raw.pmf_offsets, (donors * n_d + d) * n_f + f, raw.pmf_values, raw.pmf_probs)
             support, inv = np.unique(v, return_inverse=True)
             mix = np.bincount(inv, p * np.repeat(w, np.diff(off)), minlength=support.size)
-            fills[d, f] = support, mix / mix.sum()
-        for c in recipients:
-            source[c, d] = SOURCE_IMPUTED
-            sizes[c, d] = [fills[d, f][0].size for f in range(n_f)]
+            parts.append((support, mix / mix.sum()))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([v.size for v, _ in parts], out=offsets[1:])
+    values = np.concatenate([v for v, _ in parts])
+    probs = np.concatenate([p for _, p in parts])
+    return source, (offsets, values, probs)
 
-    offsets = np.zeros(sizes.size + 1, dtype=np.int64)
-    np.cumsum(sizes.ravel(), out=offsets[1:])
-    values = np.empty(offsets[-1])
-    probs = np.empty(offsets[-1])
-    old = raw.pmf_offsets
-    keep = np.repeat(np.diff(old) > 0, np.diff(old))  # every release point is copied
-    is_release = (source == SOURCE_RELEASE).repeat(n_f).reshape(-1)
-    dest = np.repeat(offsets[:-1][is_release] - old[:-1][is_release], np.diff(old)[is_release])
-    src_pos = np.flatnonzero(keep)
-    values[src_pos + dest] = raw.pmf_values[src_pos]
-    probs[src_pos + dest] = raw.pmf_probs[src_pos]
-    for c, d in zip(*np.nonzero(source == SOURCE_IMPUTED)):
-        for f in range(n_f):
-            k = (c * n_d + d) * n_f + f
-            values[offsets[k] : offsets[k + 1]], probs[offsets[k] : offsets[k + 1]] = fills[d, f]
-    return offsets, values, probs, source
+
+def field_table(
+    raw: RawPool,
+    source: NDArray[np.uint8],
+    mixture: tuple[np.ndarray, np.ndarray, np.ndarray],
+    field: str,
+) -> tuple[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]], NDArray[np.int64]]:
+    """The exact PMFs of one field, each distinct source once, and who uses which.
+
+    Returns
+    -------
+    table : (offsets, values, probs)
+        ``C * D + D`` PMFs: row ``c * D + d`` is the release PMF of client ``c`` in window
+        ``d`` (empty unless ``source[c, d]`` is ``SOURCE_RELEASE``), row ``C * D + d`` is
+        the mixture of window ``d``.
+    row : ndarray of int64, shape (C, D)
+        Row of ``table`` holding each (client, window)'s PMF; -1 for ``SOURCE_NONE``.
+    """
+    n_c, n_d, n_f = raw.client_ids.size, raw.length_window_start.size, len(raw.fields)
+    f = raw.fields.index(field)
+    k_release = np.arange(n_c * n_d) * n_f + f
+    k_mix = np.arange(n_d) * n_f + f
+    ro, rv, rp = take(raw.pmf_offsets, k_release, raw.pmf_values, raw.pmf_probs)
+    mo, mv, mp = take(mixture[0], k_mix, *mixture[1:])
+    offsets = np.concatenate((ro, ro[-1] + mo[1:]))
+    table = (offsets, np.concatenate((rv, mv)), np.concatenate((rp, mp)))
+    row = np.arange(n_c * n_d).reshape(n_c, n_d)
+    row = np.where(source == SOURCE_IMPUTED, n_c * n_d + np.arange(n_d), row)
+    row[source == SOURCE_NONE] = -1
+    return table, row
 
 
 def compact(
@@ -260,30 +287,68 @@ def compact(
     return new, rep, mass
 
 
+def scale_bits(offsets: NDArray[np.int64], values: np.ndarray, probs: np.ndarray) -> NDArray[np.uint8]:
+    """Bits ``b`` of the probability scale ``2**b`` to use for every PMF.
+
+    Rounding the CDF to multiples of ``1 / 2**b`` moves the mean by at most
+    ``0.5 / 2**b * (max - min)``. A PMF with a tiny mass far out in the tail (e.g. 1e-5 at
+    8192 tokens next to 1 at 1 token) needs many bits, a typical one does not: ``b`` is
+    the smallest in [MIN_SCALE_BITS, 31] keeping that bound under 0.2 % of the mean.
+    """
+    lens = np.diff(offsets)
+    ok = lens > 0
+    lo = np.zeros(lens.size)
+    hi = np.zeros(lens.size)
+    lo[ok] = np.minimum.reduceat(values, offsets[:-1][ok])
+    hi[ok] = np.maximum.reduceat(values, offsets[:-1][ok])
+    mean, _ = stats(offsets, values, probs, quantiles=())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        need = np.where(ok & (mean > 0), 250.0 * (hi - lo) / mean, 1.0)
+    bits = np.ceil(np.log2(np.maximum(need, 1.0)))
+    return np.clip(bits, MIN_SCALE_BITS, 31).astype(np.uint8)
+
+
 def quantize(
-    offsets: NDArray[np.int64], probs: NDArray[np.float64], scale: int = PROB_SCALE
-) -> NDArray[np.int64]:
-    """Integer counts summing to ``scale`` in every non-empty PMF.
+    offsets: NDArray[np.int64], probs: NDArray[np.float64], bits: NDArray[np.uint8]
+) -> NDArray[np.uint32]:
+    """Integer counts summing to ``2**bits[k]`` in every non-empty PMF ``k``.
 
     The CDF is rounded (not each probability), so the quantised CDF is within
-    ``0.5 / scale`` of the exact one everywhere and errors do not accumulate. Then, for
+    ``0.5 / 2**bits`` of the exact one everywhere and errors do not accumulate. Then, for
     each of ``QUANTILE_LEVELS``, a CDF that reaches the level keeps reaching it and one
     that does not keeps not reaching it: those quantiles land in the same bin as with
     exact probabilities. Points may get a count of 0 (mass below ~1/scale).
     """
+    lens = np.diff(offsets)
     seg = segment_ids(offsets)
-    total = np.bincount(seg, probs, minlength=offsets.size - 1)
+    scale = np.ldexp(1.0, bits.astype(np.int64))[seg]
+    total = np.bincount(seg, probs, minlength=lens.size)
     cdf = _segment_cumsum(offsets, probs) / total[seg]
-    q = np.rint(cdf * scale).astype(np.int64)
+    q = np.rint(cdf * scale)
     for level in QUANTILE_LEVELS:
-        c = int(np.ceil((level - QUANTILE_ATOL) * scale))
-        reached = cdf >= level - QUANTILE_ATOL
-        q = np.where(reached, np.maximum(q, c), np.minimum(q, c - 1))
-    last = np.zeros(seg.size, dtype=bool)
-    last[offsets[1:][np.diff(offsets) > 0] - 1] = True
-    q[last] = scale
-    prev = np.concatenate(([0], q[:-1]))
-    first = np.zeros(seg.size, dtype=bool)
-    first[offsets[:-1][np.diff(offsets) > 0]] = True
-    prev[first] = 0
-    return q - prev
+        c = np.ceil((level - QUANTILE_ATOL) * scale)
+        q = np.where(cdf >= level - QUANTILE_ATOL, np.maximum(q, c), np.minimum(q, c - 1))
+    q[offsets[1:][lens > 0] - 1] = scale[offsets[1:][lens > 0] - 1]
+    q = q.astype(np.int64)
+    counts = np.diff(q, prepend=0)
+    counts[offsets[:-1][lens > 0]] = q[offsets[:-1][lens > 0]]
+    return counts.astype(np.uint32)
+
+
+def fidelity(
+    exact: tuple[np.ndarray, np.ndarray, np.ndarray], approx: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> dict[str, NDArray[np.float64]]:
+    """Distances between PMF ``k`` of two aligned tables, NaN where either is empty.
+
+    Returns a dict of arrays of shape (K,): ``ks`` (KS distance), and ``mean``, ``p50``,
+    ``p99``: ``|approx - exact| / |exact|`` of those statistics (0 when equal, so an exact
+    0 is only matched by 0).
+    """
+    me, qe = stats(*exact)
+    ma, qa = stats(*approx)
+    out = {"ks": ks_distance(exact, approx)}
+    for key, e, a in (("mean", me, ma), ("p50", qe[:, 0], qa[:, 0]), ("p99", qe[:, 1], qa[:, 1])):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[key] = np.where(a == e, 0.0, np.abs(a - e) / np.abs(e))
+        out[key][np.isnan(e) | np.isnan(a)] = np.nan
+    return out

@@ -42,7 +42,8 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,8 @@ __all__ = [
     "LENGTH_WINDOW_S",
     "POOLS",
     "PROB_SUM_ATOL",
-    "RawPool",
     "WINDOW_S",
+    "RawPool",
     "read_pool",
 ]
 
@@ -176,47 +177,45 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
         If the source or pool is not found, or any file breaks a rule of this module
         (the message names the file, line or window and field, value and rule).
     """
-    files = _pool_files(Path(source), pool)
-    traces: dict[int, Callable[[], bytes]] = {}
-    datasets: dict[int, Callable[[], bytes]] = {}
-    names: dict[tuple[int, str], str] = {}
-    for fname, (display, read) in files.items():
-        m = _CHUNK.fullmatch(fname)
-        if m is None:
-            continue
-        cid = int(m.group(1))
-        (traces if m.group(2) == "trace.csv" else datasets)[cid] = read
-        names[cid, m.group(2)] = display
-    if not traces:
-        raise ValueError(f"{pool!r}: no chunk-<client>-trace.csv files found in {source}")
-    orphans = sorted(set(datasets) - set(traces))
-    if orphans:
-        raise ValueError(f"{pool!r}: dataset.json without trace.csv for clients {orphans}")
-    client_ids = np.array(sorted(traces), dtype=np.int64)
+    with _pool_files(Path(source), pool) as files:
+        traces: dict[int, Callable[[], bytes]] = {}
+        datasets: dict[int, Callable[[], bytes]] = {}
+        names: dict[tuple[int, str], str] = {}
+        for fname, (display, read) in files.items():
+            m = _CHUNK.fullmatch(fname)
+            if m is None:
+                continue
+            cid = int(m.group(1))
+            (traces if m.group(2) == "trace.csv" else datasets)[cid] = read
+            names[cid, m.group(2)] = display
+        if not traces:
+            raise ValueError(f"{pool!r}: no chunk-<client>-trace.csv files found in {source}")
+        orphans = sorted(set(datasets) - set(traces))
+        if orphans:
+            raise ValueError(f"{pool!r}: dataset.json without trace.csv for clients {orphans}")
+        client_ids = np.array(sorted(traces), dtype=np.int64)
 
-    arrival = [_parse_trace(traces[c]().decode("utf-8"), names[c, "trace.csv"]) for c in client_ids]
-    n_windows = {a[0].size for a in arrival}
-    if len(n_windows) != 1:
-        lengths = {int(c): a[0].size for c, a in zip(client_ids, arrival)}
-        raise ValueError(f"{pool!r}: trace.csv files disagree on the number of windows: {lengths}")
-    (n_win,) = n_windows
-    window_start = np.arange(n_win, dtype=np.int64) * WINDOW_S
-    rate, cv, law, shape, scale = (np.stack([a[i] for a in arrival]) for i in range(1, 6))
+        arrival = [_parse_trace(traces[c](), names[c, "trace.csv"]) for c in client_ids]
+        n_windows = {a[0].size for a in arrival}
+        if len(n_windows) != 1:
+            lengths = {int(c): a[0].size for c, a in zip(client_ids, arrival, strict=True)}
+            raise ValueError(f"{pool!r}: trace.csv files disagree on the number of windows: {lengths}")
+        (n_win,) = n_windows
+        window_start = np.arange(n_win, dtype=np.int64) * WINDOW_S
+        rate, cv, law, shape, scale = (np.stack([a[i] for a in arrival]) for i in range(1, 6))
 
-    per_length = LENGTH_WINDOW_S // WINDOW_S
-    n_len = -(-n_win // per_length)
-    length_window_start = np.arange(n_len, dtype=np.int64) * LENGTH_WINDOW_S
-    fields: tuple[str, ...] | None = None
-    pmfs: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
-    for i, c in enumerate(client_ids):
-        if c not in datasets:
-            continue
-        parsed, file_fields = _parse_dataset(
-            datasets[c](), names[c, "dataset.json"], n_len, fields
-        )
-        fields = file_fields
-        for d, per_field in parsed.items():
-            pmfs[i, d] = per_field
+        per_length = LENGTH_WINDOW_S // WINDOW_S
+        n_len = -(-n_win // per_length)
+        length_window_start = np.arange(n_len, dtype=np.int64) * LENGTH_WINDOW_S
+        fields: tuple[str, ...] | None = None
+        pmfs: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+        for i, c in enumerate(client_ids):
+            if c not in datasets:
+                continue
+            parsed, file_fields = _parse_dataset(datasets[c](), names[c, "dataset.json"], n_len, fields)
+            fields = file_fields
+            for d, per_field in parsed.items():
+                pmfs[i, d] = per_field
     if fields is None:
         fields = ()
 
@@ -253,22 +252,24 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
 # --------------------------------------------------------------------------- sources
 
 
-def _pool_files(source: Path, pool: str) -> dict[str, tuple[str, Callable[[], bytes]]]:
+@contextmanager
+def _pool_files(source: Path, pool: str) -> Iterator[dict[str, tuple[str, Callable[[], bytes]]]]:
     """File name -> (name for messages, reader) of every file directly in the pool folder."""
     if pool.count("/") != 1 or ".." in pool:
         raise ValueError(f"pool must look like '<category>/<model>', got {pool!r}")
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise ValueError(f"{source}: not a zip file or directory")
-        return _zip_files(source, pool)
+        with zipfile.ZipFile(source) as zf:
+            yield _zip_files(zf, source, pool)
+        return
     if not source.is_dir():
         raise ValueError(f"{source}: no such release directory or zip file")
     for data in (source / "data", source / "ServeGen-main" / "data"):
         folder = data / pool
         if folder.is_dir():
-            return {
-                p.name: (str(p), p.read_bytes) for p in sorted(folder.iterdir()) if p.is_file()
-            }
+            yield {p.name: (str(p), p.read_bytes) for p in sorted(folder.iterdir()) if p.is_file()}
+            return
     found = [
         p.relative_to(data).as_posix()
         for data in (source / "data", source / "ServeGen-main" / "data")
@@ -279,8 +280,7 @@ def _pool_files(source: Path, pool: str) -> dict[str, tuple[str, Callable[[], by
     raise ValueError(f"{source}: pool {pool!r} not found; pools present: {sorted(found)}")
 
 
-def _zip_files(path: Path, pool: str) -> dict[str, tuple[str, Callable[[], bytes]]]:
-    zf = zipfile.ZipFile(path)  # closed when the last reader is garbage collected
+def _zip_files(zf: zipfile.ZipFile, path: Path, pool: str) -> dict[str, tuple[str, Callable[[], bytes]]]:
     # A member is ".../data/<pool>/<file>" with any (or no) leading folder.
     pattern = re.compile(rf"(?:(.*)/)?data/{re.escape(pool)}/([^/]+)")
     out: dict[str, tuple[str, Callable[[], bytes]]] = {}
@@ -306,8 +306,12 @@ def _zip_files(path: Path, pool: str) -> dict[str, tuple[str, Callable[[], bytes
 # --------------------------------------------------------------------------- trace.csv
 
 
-def _parse_trace(text: str, name: str) -> tuple[np.ndarray, ...]:
+def _parse_trace(raw: bytes, name: str) -> tuple[np.ndarray, ...]:
     """Arrays (window_start, rate, cv, law, shape, scale) of one ``trace.csv``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{name}: not UTF-8 text: {e}") from None
     lines = text.splitlines()
     while lines and not lines[-1].strip():  # a trailing newline is not a row
         lines.pop()
@@ -320,7 +324,7 @@ def _parse_trace(text: str, name: str) -> tuple[np.ndarray, ...]:
                 f"{name}, line {i + 1}: expected 6 comma-separated fields "
                 f"(window_start_s, rate_rps, iat_cv, law, arg1, arg2), got {len(r)}: {lines[i]!r}"
             )
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     numeric = {}
     for j, col in ((0, "window_start_s"), (1, "rate_rps"), (2, "iat_cv"), (4, "arg1"), (5, "arg2")):
         try:
@@ -339,13 +343,17 @@ def _parse_trace(text: str, name: str) -> tuple[np.ndarray, ...]:
     def fail(mask: np.ndarray, col: str, values: np.ndarray, rule: str) -> None:
         if mask.any():
             i = int(np.argmax(mask))
-            raise ValueError(f"{name}, line {i + 1}: {col} {rule}, got {values[i]!r}")
+            raise ValueError(f"{name}, line {i + 1}: {col} {rule}, got {values[i].item()!r}")
 
     for col, v in numeric.items():
         fail(~np.isfinite(v), col, v, "must be finite")
     start = numeric["window_start_s"]
-    fail(start != np.arange(start.size) * WINDOW_S, "window_start_s",
-         start, f"must be {WINDOW_S} * (line - 1) (consecutive windows from 0)")
+    fail(
+        start != np.arange(start.size) * WINDOW_S,
+        "window_start_s",
+        start,
+        f"must be {WINDOW_S} * (line - 1) (consecutive windows from 0)",
+    )
     rate, cv = numeric["rate_rps"], numeric["iat_cv"]
     fail(rate < 0, "rate_rps", rate, "must be >= 0")
     fail(cv < 0, "iat_cv", cv, "must be >= 0")
@@ -379,7 +387,8 @@ def _parse_dataset(
     out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     for key, entry in doc.items():
         where = f"{name}, window {key!r}"
-        if not re.fullmatch(r"\d+", key) or int(key) % LENGTH_WINDOW_S or int(key) // LENGTH_WINDOW_S >= n_len:
+        aligned = re.fullmatch(r"\d+", key) is not None and int(key) % LENGTH_WINDOW_S == 0
+        if not aligned or int(key) // LENGTH_WINDOW_S >= n_len:
             raise ValueError(
                 f"{where}: window start must be a multiple of {LENGTH_WINDOW_S} s "
                 f"below {n_len * LENGTH_WINDOW_S} (the trace span)"
@@ -389,9 +398,7 @@ def _parse_dataset(
         if fields is None:
             fields = tuple(entry)
         if set(entry) != set(fields):
-            raise ValueError(
-                f"{where}: fields must be {list(fields)}, got {list(entry)}"
-            )
+            raise ValueError(f"{where}: fields must be {list(fields)}, got {list(entry)}")
         per_field = [_parse_literal(entry[f], f"{where}, field {f!r}", f) for f in fields]
         n_empty = sum(v.size == 0 for v, _ in per_field)
         if n_empty == len(fields):
@@ -409,9 +416,10 @@ def _parse_literal(text: object, where: str, field: str) -> tuple[np.ndarray, np
     if _DICT.fullmatch(text) is None:
         stop = _DICT_PREFIX.match(text)
         pos = stop.end() if stop is not None else 0
+        pos += len(text[pos:]) - len(text[pos:].lstrip())  # point at the offending token
         raise ValueError(
             f"{where}: malformed dict literal (expected {{number: number, ...}}) "
-            f"at character {pos}: {text[pos:pos + 40]!r}"
+            f"at character {pos}: {text[pos : pos + 40]!r}"
         )
     nums = np.array(text.translate(_TO_SPACES).split(), dtype=np.float64)
     values, probs = nums[0::2], nums[1::2]
@@ -419,7 +427,7 @@ def _parse_literal(text: object, where: str, field: str) -> tuple[np.ndarray, np
     def fail(mask: np.ndarray, what: str, arr: np.ndarray, rule: str) -> None:
         if mask.any():
             i = int(np.argmax(mask))
-            raise ValueError(f"{where}: {what} {rule}, got {arr[i]!r} (value {values[i]!r})")
+            raise ValueError(f"{where}: {what} {rule}, got {arr[i].item()!r} (value {values[i].item()!r})")
 
     fail(~np.isfinite(values), "value", values, "must be finite")
     fail(~np.isfinite(probs), "probability", probs, "must be finite")
@@ -432,11 +440,11 @@ def _parse_literal(text: object, where: str, field: str) -> tuple[np.ndarray, np
         total = probs.sum()
         if abs(total - 1.0) > PROB_SUM_ATOL:
             raise ValueError(
-                f"{where}: probabilities must sum to 1 (within {PROB_SUM_ATOL:g}), got {total!r}"
+                f"{where}: probabilities must sum to 1 (within {PROB_SUM_ATOL:g}), got {float(total)!r}"
             )
     order = np.argsort(values, kind="stable")
     values, probs = values[order], probs[order]
     dup = values[1:] == values[:-1]
     if dup.any():
-        raise ValueError(f"{where}: value {values[1:][dup][0]!r} appears twice")
+        raise ValueError(f"{where}: value {values[1:][dup][0].item()!r} appears twice")
     return values, probs

@@ -135,7 +135,8 @@ class SharedPrefix(Frozen):
         lo, hi = self.popularity.support
         if lo < 1 or hi > self.groups:
             raise ValueError(
-                f"SharedPrefix: `popularity` must draw ranks in [1, {self.groups}], but it spans [{lo!r}, {hi!r}]"
+                f"SharedPrefix: `popularity` must draw ranks in [1, {self.groups}], "
+                f"but it spans [{lo!r}, {hi!r}]"
             )
         return self
 

@@ -32,7 +32,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -117,17 +119,23 @@ class Workload:
         return f"Workload(clients={len(self.clients)}, rate={self.rate!r}, scale={self.scale!r})"
 
     # -- sampling -------------------------------------------------------------------
-    def sample(self, duration: float, *, rng: Any = None) -> Requests:
+    def sample(self, duration: float, *, rng: Any = None, workers: int | None = None) -> Requests:
         """All requests in [0, ``duration``) seconds, sorted by timestamp.
 
-        ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``.
+        ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``. ``workers``
+        threads share the clients of each window (default: up to 4, one per core); the
+        result does not depend on it.
         """
         duration = _check_duration(duration)
-        plan = _Plan(self, duration, _rng.root_seed(rng))
-        parts = [part for _, part in plan.windows()]
-        return _concat_columns(parts, plan, duration)
+        plan = _Plan(self, duration, _rng.root_seed(rng), workers)
+        sink = _Sink(plan.flat_cols, plan.expected_requests())
+        for _ in plan.windows(sink):
+            pass
+        return sink.result(plan, duration)
 
-    def iter_chunks(self, duration: float, chunk: float, *, rng: Any = None) -> Iterator[Requests]:
+    def iter_chunks(
+        self, duration: float, chunk: float, *, rng: Any = None, workers: int | None = None
+    ) -> Iterator[Requests]:
         """Yield the stream of :meth:`sample` as consecutive ``chunk``-second parts.
 
         Memory stays bounded by one chunk plus one stream window; the parts concatenate
@@ -136,7 +144,7 @@ class Workload:
         duration = _check_duration(duration)
         if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
             raise ValueError(f"iter_chunks: `chunk` must be a finite number > 0, got {chunk!r}")
-        plan = _Plan(self, duration, _rng.root_seed(rng))
+        plan = _Plan(self, duration, _rng.root_seed(rng), workers)
         buffer: list[dict[str, Any]] = []
         start, edge = 0.0, float(chunk)
         for w, part in plan.windows():
@@ -177,10 +185,12 @@ class Workload:
         if spec.get("kind") != "workload":
             raise ValueError(f"Workload.from_dict: expected kind 'workload', got {spec.get('kind')!r}")
         raw = spec["clients"]
-        if isinstance(raw, dict) and "kind" in raw:  # a pool reference
-            from ._base import parse_model
+        if isinstance(raw, dict) and raw.get("kind") == "pool":
+            from .pools import _pool_from_spec
 
-            clients: Any = parse_model(raw)
+            clients: Any = _pool_from_spec(raw)
+        elif isinstance(raw, dict) and raw.get("kind") == "clients":
+            clients = {k: Client.model_validate(c) for k, c in raw["clients"]}
         else:
             clients = {k: Client.model_validate(c) for k, c in raw}
         rate = spec.get("rate")
@@ -216,6 +226,14 @@ def _check_duration(duration: Any) -> float:
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"`duration` must be finite and > 0, got {duration!r}")
     return float(duration)
+
+
+def _check_workers(workers: Any) -> int:
+    if workers is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"`workers` must be a whole number >= 1, got {workers!r}")
+    return int(workers)
 
 
 def _check_rate(rate: Any) -> Any:
@@ -267,8 +285,11 @@ def _check_scale(scale: Any, clients: Mapping[Hashable, Client]) -> Any:
 class _Plan:
     """Everything fixed for one sample call: segments, effective rates, stream keys."""
 
-    def __init__(self, wl: Workload, duration: float, root: np.random.SeedSequence) -> None:
+    def __init__(
+        self, wl: Workload, duration: float, root: np.random.SeedSequence, workers: int | None = None
+    ) -> None:
         self.root = root
+        self.workers = _check_workers(workers)
         self.duration = duration
         self.keys = list(wl.clients)
         self.clients = list(wl.clients.values())
@@ -313,6 +334,12 @@ class _Plan:
             else None
         )
 
+    def expected_requests(self) -> float:
+        """Expected request count of the whole run (sizes the output buffers)."""
+        widths = np.diff(self.edges)
+        per_arrival = np.array([c.requests_per_arrival for c in self.clients])
+        return float((self.eff * widths).sum(axis=1) @ per_arrival)
+
     def _effective(
         self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]
     ) -> NDArray[np.float64]:
@@ -352,39 +379,69 @@ class _Plan:
             eff *= wl.scale
         return eff
 
-    def windows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield (window index, merged column dict) for every stream window."""
-        for w in range(self.n_windows):
-            yield w, self._window(w)
+    def windows(self, sink: _Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """Yield (window index, merged columns) per stream window; with ``sink``, the
+        merged columns are written into it instead (and None is yielded)."""
+        workers = min(self.workers, len(self.clients))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                for w in range(self.n_windows):
+                    yield w, self._window(w, sink, pool)
+        else:
+            for w in range(self.n_windows):
+                yield w, self._window(w, sink, None)
 
-    def _window(self, w: int) -> dict[str, Any]:
+    def _window(self, w: int, sink: _Sink | None, pool: ThreadPoolExecutor | None) -> dict[str, Any] | None:
         s_lo, s_hi = int(self.window_of_edge[w]), int(self.window_of_edge[w + 1])
-        times, codes, flats, raggeds = [], [], [], []
-        for i, client in enumerate(self.clients):
-            eff = self.eff[i, s_lo:s_hi]
-            if not (eff > 0).any() and (self.turns is None or not self.turns.pending_rows(i)):
-                continue
-            t = self._arrivals(i, w, s_lo, s_hi) if (eff > 0).any() else np.empty(0)
-            if w == self.n_windows - 1:
-                t = t[t < self.duration]
-            if self.turns is not None:
-                t, cols, rag = self.turns.window(i, w, t)
-            elif t.size:
-                rng = _rng.stream(self.root, self.hashes[i], w, _rng.VALUES)
-                cols, rag = client.sample_values(t, rng, self.flat_cols, self.ragged_cols)
-            if t.size == 0:
-                continue
-            times.append(t)
-            codes.append(np.full(t.size, i, dtype=np.int32))
-            flats.append(cols)
-            raggeds.append(rag)
-        out = _merge(times, codes, flats, raggeds, self.flat_cols, self.ragged_cols)
+        active = self.eff[:, s_lo:s_hi].max(axis=1) > 0
         if self.turns is not None:
-            self.turns.link_parents(out)
+            active |= np.array([self.turns.pending_rows(i) > 0 for i in range(len(self.clients))])
+        todo = np.flatnonzero(active)
+        if pool is not None and todo.size > 1:
+            # Clients are independent within a window: split them into balanced batches
+            # (by expected arrivals) for the worker threads; numpy's samplers, sorts and
+            # gathers release the GIL. Results are reassembled in client order.
+            load = (self.eff[todo, s_lo:s_hi] * np.diff(self.edges[s_lo : s_hi + 1])).sum(axis=1) + 1.0
+            n_batches = min(self.workers, todo.size)
+            batches: list[list[int]] = [[] for _ in range(n_batches)]
+            totals = np.zeros(n_batches)
+            for i in todo[np.argsort(-load, kind="stable")].tolist():
+                k = int(np.argmin(totals))
+                batches[k].append(i)
+                totals[k] += load[np.searchsorted(todo, i)]
+            done = pool.map(lambda b: [self._client_window(i, w, s_lo, s_hi) for i in b], batches)
+            results = sorted((r for batch in done for r in batch if r is not None), key=lambda r: r[0])
+        else:
+            results = [r for i in todo.tolist() if (r := self._client_window(i, w, s_lo, s_hi)) is not None]
+        times = [r[1] for r in results]
+        codes = [np.full(r[1].size, r[0], dtype=np.int32) for r in results]
+        out = _merge(times, codes, [r[2] for r in results], [r[3] for r in results], self.flat_cols,
+                     self.ragged_cols, sink=sink)  # fmt: skip
+        if self.turns is not None:
+            self.turns.link_parents(out if sink is None else sink.last_window())
+        if sink is not None:
+            sink.commit()
         return out
 
-    def _arrivals(self, i: int, w: int, s_lo: int, s_hi: int) -> NDArray[np.float64]:
+    def _client_window(self, i: int, w: int, s_lo: int, s_hi: int) -> tuple[int, Any, Any, Any] | None:
+        """One client's requests in window ``w``: (client index, times, columns, ragged)."""
+        # One generator per (client, window): arrival gaps first, then request values,
+        # in a fixed order, so the values can never shift the arrivals.
         rng = _rng.stream(self.root, self.hashes[i], w, _rng.ARRIVALS)
+        t = self._arrivals(i, w, s_lo, s_hi, rng) if (self.eff[i, s_lo:s_hi] > 0).any() else np.empty(0)
+        if w == self.n_windows - 1:
+            t = t[t < self.duration]
+        if self.turns is not None:
+            t, cols, rag = self.turns.window(i, w, t, rng)
+        elif t.size:
+            cols, rag = self.clients[i].sample_values(t, rng, self.flat_cols, self.ragged_cols)
+        if t.size == 0:
+            return None
+        return i, t, cols, rag
+
+    def _arrivals(
+        self, i: int, w: int, s_lo: int, s_hi: int, rng: np.random.Generator
+    ) -> NDArray[np.float64]:
         p = self.pieces[i]
         out = []
         for s in range(s_lo, s_hi):
@@ -431,16 +488,17 @@ class _Turns:
         p = self.pending[i]
         return 0 if p is None else len(p["timestamp"])
 
-    def window(self, i: int, w: int, starts: NDArray[np.float64]) -> tuple[NDArray[np.float64], Any, Any]:
+    def window(
+        self, i: int, w: int, starts: NDArray[np.float64], rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], Any, Any]:
         plan, client = self.plan, self.plan.clients[i]
         if starts.size:
-            rng_s = _rng.stream(plan.root, plan.hashes[i], w, _rng.SESSIONS)
+            rng_s = rng_v = rng
             if client.session is not None:
                 k = np.rint(client.session.turns.sample(starts.size, rng=rng_s)).astype(np.int64)
             else:
                 k = np.ones(starts.size, dtype=np.int64)
             t_model = np.repeat(starts, k)  # every turn uses the models in force at its session's start
-            rng_v = _rng.stream(plan.root, plan.hashes[i], w, _rng.VALUES)
             cols, rag = client.sample_values(t_model, rng_v, plan.flat_cols, plan.ragged_cols)
             first = (i << 32) + self.sessions_started[i]
             self.sessions_started[i] += starts.size
@@ -521,7 +579,7 @@ class _Turns:
                         self.last_row.pop(key, None)
                     else:
                         self.last_row[key] = r + self.rows_before
-            out["parent"] = parent
+            out["parent"][:] = parent
         self.rows_before += n
 
 
@@ -586,36 +644,104 @@ def _merge(
     raggeds: list[dict[str, Ragged]],
     flat_cols: dict[str, Any],
     ragged_cols: dict[str, Any],
+    sink: _Sink | None = None,
 ) -> dict[str, Any]:
-    """Merge the clients' sorted runs of one window into one sorted column dict."""
-    if not times:
-        out: dict[str, Any] = {k: np.empty(0, dtype=d) for k, d in flat_cols.items()}
-        out.update({k: Ragged(np.empty(0, dtype=d), np.zeros(1, np.int64)) for k, d in ragged_cols.items()})
-        return out
-    t = np.concatenate(times) if len(times) > 1 else times[0]
+    """Merge the clients' sorted runs of one window into one sorted column dict.
+
+    With a ``sink``, each column is gathered straight into the sink's buffers (no
+    intermediate sorted copy) and the returned dict is empty.
+    """
+    n = sum(len(t) for t in times)
+    t = np.concatenate(times) if len(times) > 1 else times[0] if times else np.empty(0)
     # Stable argsort of concatenated sorted runs is a run-aware merge (timsort/radix).
     order = np.argsort(t, kind="stable") if len(times) > 1 else None
+    out: dict[str, Any] = {}
 
-    def gather(arr: NDArray[Any]) -> NDArray[Any]:
-        return arr if order is None else arr[order]
+    def put(name: str, arr: NDArray[Any]) -> None:
+        if sink is not None:
+            sink.write(name, arr, order)
+        else:
+            out[name] = arr if order is None else arr[order]
 
-    out = {"timestamp": gather(t), "client": gather(np.concatenate(codes))}
+    if sink is not None:
+        sink.reserve(n)
+    put("timestamp", t)
+    put("client", np.concatenate(codes) if codes else np.empty(0, np.int32))
     for name, dtype in flat_cols.items():
         if name in ("timestamp", "client"):
             continue
-        pieces = [
+        parts = [
             f[name] if name in f else np.zeros(len(tt), dtype=dtype)
             for f, tt in zip(flats, times, strict=True)
         ]
-        out[name] = gather(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
+        put(name, np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0, dtype))
     for name, dtype in ragged_cols.items():
-        parts = [
+        rparts = [
             r[name] if name in r else Ragged(np.empty(0, dtype=dtype), np.zeros(len(tt) + 1, np.int64))
             for r, tt in zip(raggeds, times, strict=True)
         ]
-        rg = Ragged.concat(parts)
-        out[name] = rg if order is None else rg.take(order)
+        rg = Ragged.concat(rparts)
+        rg = rg if order is None else rg.take(order)
+        if sink is not None:
+            sink.write_ragged(name, rg)
+        else:
+            out[name] = rg
     return out
+
+
+class _Sink:
+    """Growing column buffers that windows are gathered into (one copy per request).
+
+    Capacity starts at the expected request count; it grows by half when exceeded.
+    """
+
+    def __init__(self, flat_cols: dict[str, Any], expected: float) -> None:
+        cap = int(expected * 1.02 + 4096)
+        self.bufs = {name: np.empty(cap, dtype=dtype) for name, dtype in flat_cols.items()}
+        self.ragged: dict[str, list[Ragged]] = {}
+        self.pos = 0
+        self.n = 0
+
+    def reserve(self, n: int) -> None:
+        self.n = n
+        cap = len(self.bufs["timestamp"])
+        if self.pos + n > cap:
+            new = max(int(cap * 1.5), self.pos + n)
+            for name, buf in self.bufs.items():
+                grown = np.empty(new, dtype=buf.dtype)
+                grown[: self.pos] = buf[: self.pos]
+                self.bufs[name] = grown
+
+    def write(self, name: str, arr: NDArray[Any], order: NDArray[np.intp] | None) -> None:
+        dst = self.bufs[name][self.pos : self.pos + self.n]
+        if order is None:
+            dst[:] = arr
+        else:
+            np.take(arr, order, out=dst)
+
+    def write_ragged(self, name: str, rg: Ragged) -> None:
+        self.ragged.setdefault(name, []).append(rg)
+
+    def last_window(self) -> dict[str, Any]:
+        """Views of the window just written (for in-place session linking)."""
+        return {name: buf[self.pos : self.pos + self.n] for name, buf in self.bufs.items()}
+
+    def commit(self) -> None:
+        self.pos += self.n
+        self.n = 0
+
+    def result(self, plan: _Plan, duration: float) -> Requests:
+        cols = {}
+        for name in list(self.bufs):
+            buf = self.bufs.pop(name)
+            # trim: keep a view when the slack is small, copy otherwise to free it
+            cols[name] = buf[: self.pos] if self.pos >= 0.9 * len(buf) else buf[: self.pos].copy()
+            del buf
+        cols.pop("_final", None)
+        ragged = {name: Ragged.concat(parts) for name, parts in self.ragged.items()}
+        for name in plan.ragged_cols:
+            ragged.setdefault(name, Ragged(np.empty(0, np.int64), np.zeros(self.pos + 1, np.int64)))
+        return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration)
 
 
 def _chunk(req: Requests, start: float, end: float) -> Requests:
