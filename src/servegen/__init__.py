@@ -32,9 +32,11 @@ from .distributions import (
     Uniform,
     Zipf,
 )
+from .formats import read_trace
 from .piecewise import Piecewise
 from .pools import Pool, list_pools, load_pool, read_release
 from .requests import Ragged, Requests, read_parquet
+from .session_fit import fit_sessions
 from .sessions import Session, SharedPrefix
 from .workload import STREAM_WINDOW, Workload
 
@@ -73,9 +75,11 @@ __all__ = [
     "Workload",
     "Zipf",
     "__version__",
+    "fit_sessions",
     "list_pools",
     "load_pool",
     "parse_model",
     "read_parquet",
     "read_release",
+    "read_trace",
 ]

@@ -318,6 +318,20 @@ class Requests:
         table = self.to_arrow()
         return _atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp, **kwargs))
 
+    def to_format(self, path: str | os.PathLike[str], format: str, **options: Any) -> Path:
+        """Write in one of the formats other tools read (see :mod:`servegen.formats`).
+
+        >>> import servegen as sg, tempfile, os
+        >>> r = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=600, output_tokens=9).sample(10, rng=0)
+        >>> p = r.to_format(os.path.join(tempfile.mkdtemp(), "t.jsonl"), "mooncake")
+        >>> import json
+        >>> sorted(json.loads(p.read_text().splitlines()[0]))
+        ['hash_ids', 'input_length', 'output_length', 'timestamp']
+        """
+        from .formats import write
+
+        return write(self, path, format, **options)
+
 
 def read_parquet(path: str | os.PathLike[str]) -> Requests:
     """Read a file written by :meth:`Requests.to_parquet`.
@@ -351,6 +365,9 @@ def _atomic_write(path: Path, write: Any) -> Path:
         raise ValueError(f"output directory does not exist: {str(path.parent)!r}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
     try:
         write(tmp)
         os.replace(tmp, path)

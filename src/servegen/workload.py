@@ -334,6 +334,13 @@ class _Plan:
             else None
         )
 
+    def meta(self) -> dict[str, Any]:
+        """Facts recorded with the result (seed entropy, block size of ``hash_ids``)."""
+        out: dict[str, Any] = {"seed": str(self.root.entropy)}
+        if self.block_size is not None:
+            out["block_size"] = self.block_size
+        return out
+
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
         widths = np.diff(self.edges)
@@ -741,7 +748,7 @@ class _Sink:
         ragged = {name: Ragged.concat(parts) for name, parts in self.ragged.items()}
         for name in plan.ragged_cols:
             ragged.setdefault(name, Ragged(np.empty(0, np.int64), np.zeros(self.pos + 1, np.int64)))
-        return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration)
+        return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration, meta=plan.meta())
 
 
 def _chunk(req: Requests, start: float, end: float) -> Requests:
@@ -765,4 +772,4 @@ def _concat_columns(parts: list[dict[str, Any]], plan: _Plan, duration: float) -
             arrs = [p.pop(name) for p in parts]
             cols[name] = np.concatenate(arrs) if len(arrs) != 1 else arrs[0]
             del arrs
-    return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration)
+    return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration, meta=plan.meta())

@@ -1,0 +1,81 @@
+"""Fitting sessions and prefix sharing from block hashes; the Mooncake round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import servegen as sg
+from servegen.cache import prefix_hit_rate
+
+
+def test_mooncake_round_trip(shared_data):
+    trace = sg.read_trace(shared_data / "mooncake" / "conversation_trace.jsonl", format="mooncake")
+    client = sg.fit_sessions(trace, block_size=512)
+    synthetic = sg.Workload([client], block_size=512).sample(float(trace.timestamp.max()), rng=0)
+    real_hit = prefix_hit_rate(trace)
+    assert real_hit == pytest.approx(0.366, abs=0.001)
+    assert prefix_hit_rate(synthetic) == pytest.approx(real_hit, abs=0.05)
+    assert stats.ks_2samp(synthetic.input_tokens, trace.input_tokens).statistic <= 0.05
+    assert stats.ks_2samp(synthetic.output_tokens, trace.output_tokens).statistic <= 0.05
+    assert client.prefix is not None and client.prefix.tokens.value == 512  # Mooncake's shared first block
+
+
+def test_recovers_a_known_session_model():
+    truth = sg.Client(
+        arrival=sg.Poisson(rate=2),
+        input_tokens=sg.LogNormal(mu=6, sigma=0.8),
+        output_tokens=sg.Exponential(mean=150),
+        session=sg.Session(
+            turns=sg.Empirical(values=[1, 2, 4], probs=[0.5, 0.3, 0.2]),
+            think_time=sg.Exponential(mean=20),
+            new_tokens=sg.Uniform(low=100, high=300),
+        ),
+        prefix=sg.SharedPrefix(groups=4, popularity=sg.Zipf(s=1.0, n=4), tokens=1024),
+    )
+    trace = sg.Workload([truth], block_size=256).sample(4 * 3600, rng=1).to_pandas()
+    fitted = sg.fit_sessions(trace, block_size=256)
+    assert fitted.prefix.groups == 4
+    assert fitted.prefix.tokens.value == 1024
+    np.testing.assert_allclose(fitted.prefix.popularity.probs, sg.Zipf(s=1.0, n=4).probs, atol=0.03)
+    # sessions cut by the end of the trace shorten a few; tolerance covers it
+    assert fitted.session.mean_turns() == pytest.approx(truth.session.mean_turns(), rel=0.05)
+    assert fitted.session.think_time.mean() == pytest.approx(20, rel=0.1)
+    assert fitted.session.new_tokens.mean() == pytest.approx(200, rel=0.05)
+    assert fitted.arrival.mean_rate == pytest.approx(2, rel=0.05)
+    assert fitted.output_tokens.mean() == pytest.approx(150, rel=0.05)
+
+
+def test_explicit_parent_links_are_used():
+    c = sg.Client(
+        arrival=sg.Poisson(rate=1),
+        input_tokens=100,
+        output_tokens=10,
+        session=sg.Session(turns=3, think_time=5, new_tokens=20),
+    )
+    trace = c.sample(3600, rng=2).to_pandas()
+    fitted = sg.fit_sessions(trace[["timestamp", "input_tokens", "output_tokens", "parent"]], block_size=16)
+    assert fitted.session.turns.values.tolist() == [1.0, 2.0, 3.0]
+    assert fitted.session.new_tokens.mean() == pytest.approx(20)
+
+
+@pytest.mark.parametrize(
+    ("frame", "pattern"),
+    [
+        ({"timestamp": [0.0] * 20, "input_tokens": [1] * 20}, "no 'output_tokens' column"),
+        (
+            {"timestamp": [0.0] * 20, "input_tokens": [1] * 20, "output_tokens": [1] * 20},
+            "needs a 'hash_ids' column",
+        ),
+        (
+            {"timestamp": [0.0], "input_tokens": [1], "output_tokens": [1], "hash_ids": [[1]]},
+            "at least 10 requests, got 1",
+        ),
+    ],
+)
+def test_fit_sessions_errors(frame, pattern):
+    import pandas as pd
+
+    with pytest.raises(ValueError, match=pattern):
+        sg.fit_sessions(pd.DataFrame(frame), block_size=512)
