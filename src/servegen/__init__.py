@@ -32,7 +32,9 @@ from .distributions import (
     Uniform,
     Zipf,
 )
+from .fit import FittedWorkload, characterize, fit, fit_lengths
 from .formats import read_trace
+from .metrics import Comparison, compare
 from .piecewise import Piecewise
 from .pools import Pool, list_pools, load_pool, read_release
 from .requests import Ragged, Requests, read_parquet
@@ -48,11 +50,13 @@ __all__ = [
     "ArrivalSchedule",
     "Client",
     "Clipped",
+    "Comparison",
     "Constant",
     "Deterministic",
     "Distribution",
     "Empirical",
     "Exponential",
+    "FittedWorkload",
     "Gamma",
     "LogNormal",
     "Mixture",
@@ -75,6 +79,10 @@ __all__ = [
     "Workload",
     "Zipf",
     "__version__",
+    "characterize",
+    "compare",
+    "fit",
+    "fit_lengths",
     "fit_sessions",
     "list_pools",
     "load_pool",

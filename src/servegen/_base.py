@@ -76,7 +76,7 @@ class Frozen(BaseModel):
             if isinstance(v, np.ndarray):
                 if v.size <= 6:
                     return repr(v.tolist())
-                return f"array(size={v.size}, [{v[0]!r}, ..., {v[-1]!r}])"
+                return f"array(size={v.size}, [{v[0].item()!r}, ..., {v[-1].item()!r}])"
             return repr(v)
 
         fields = ", ".join(

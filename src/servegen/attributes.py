@@ -260,10 +260,17 @@ def _calibrated(rho: float, a: Any, b: Any) -> float:
     return float(optimize.brentq(lambda r: achieved(r) - rho, lo, hi, xtol=1e-4))
 
 
+def _coarse(model: Any) -> bool:
+    """Discrete with a value of mass >= 1 %: its ties visibly weaken rank correlation."""
+    if isinstance(model, Empirical):
+        return bool(model.probs.max() >= 0.01)
+    return _is_discrete(model)
+
+
 def _normal_corr(rho: float, a: Any, b: Any) -> float:
     if rho == 0:
         return 0.0
-    if _is_discrete(a) or _is_discrete(b):
+    if _coarse(a) or _coarse(b):
         if isinstance(a, Constant) or isinstance(b, Constant):
             raise ValueError(f"RankCorrelation: cannot correlate with a constant ({a!r}, {b!r})")
         return _calibrated(rho, a, b)

@@ -20,7 +20,7 @@ from pydantic import field_validator, model_validator
 from ._base import Frozen, parse_model
 from .arrivals import OBJECT, ArrivalModel, ArrivalProcess, Pieces
 from .attributes import Multimodal, RankCorrelation, Reasoning
-from .distributions import Distribution, ValueModel, _as_distribution
+from .distributions import Distribution, Empirical, ValueModel, _as_distribution
 from .piecewise import Piecewise
 from .requests import Ragged
 from .sessions import Session, SharedPrefix
@@ -194,8 +194,9 @@ class Client(Frozen):
             u = self.dependence.uniforms(n, marginals, rng)
 
         def value(model: Any, name: str, key: str) -> NDArray[np.int64]:
-            x = ppf_at(model, t, u[key]) if key in u else draw_at(model, t, rng)
-            return to_tokens(x, name)
+            if key in u:
+                return to_tokens(ppf_at(model, t, u[key]), name)
+            return draw_tokens(model, t, rng, name)
 
         cols = {
             "input_tokens": value(self.input_tokens, "input_tokens", "input_tokens"),
@@ -208,7 +209,7 @@ class Client(Frozen):
                 mod: Any = getattr(self.multimodal, m)
                 counts = value(mod.count, f"{m}_count", f"{m}_count")
                 item_t = np.repeat(t, counts)  # each item takes its request's time
-                tokens = to_tokens(draw_at(mod.tokens, item_t, rng), f"{m}_tokens")
+                tokens = draw_tokens(mod.tokens, item_t, rng, f"{m}_tokens")
                 rg = Ragged.from_lengths(counts, tokens)
                 csum = np.concatenate([[0], np.cumsum(tokens)])
                 cols[f"{m}_count"] = counts
@@ -251,6 +252,26 @@ def _check_value_model(v: Any, name: str) -> None:
                 raise ValueError(f"Client: `{name}` must be >= 0 everywhere, but {m!r} can draw {lo!r}")
         elif isinstance(m, Frozen) or not isinstance(m, ValueModel):
             raise TypeError(f"Client: `{name}` must be a distribution (or have sample(n, *, rng)), got {m!r}")
+
+
+def draw_tokens(model: Any, t: NDArray[np.float64], rng: np.random.Generator, name: str) -> NDArray[np.int64]:
+    """Token counts for arrival times ``t``: :func:`draw_at` rounded by :func:`to_tokens`.
+
+    Empirical laws over whole numbers (every pool length) skip the float round trip;
+    they consume the same random draws, so the result is identical.
+    """
+    models = model.models if isinstance(model, Piecewise) else [model]
+    if not all(isinstance(m, Empirical) and m.int_values is not None for m in models):
+        return to_tokens(draw_at(model, t, rng), name)
+    if not isinstance(model, Piecewise):
+        return model.int_values[model.sample_index(len(t), rng=rng)]
+    out = np.empty(len(t), dtype=np.int64)
+    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), len(t)]
+    for i, m in enumerate(model.models):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi > lo:
+            out[lo:hi] = m.int_values[m.sample_index(hi - lo, rng=rng)]
+    return out
 
 
 def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:

@@ -271,9 +271,21 @@ class Empirical(Distribution):
         return np.floor(thr * 2.0**32).astype(np.uint64), alias
 
     def sample(self, n: int, *, rng: np.random.Generator) -> Float64:
+        return self.values[self.sample_index(n, rng=rng)]
+
+    def sample_index(self, n: int, *, rng: np.random.Generator) -> NDArray[np.intp]:
+        """Indices into ``values`` of ``n`` draws (what ``sample`` gathers)."""
         if self.values.size == 1:
-            return np.full(n, self.values[0])
-        return self.values[alias_draw(*self._alias, n, rng)]
+            return np.zeros(n, dtype=np.intp)
+        return alias_draw(*self._alias, n, rng)
+
+    @cached_property
+    def int_values(self) -> NDArray[np.int64] | None:
+        """``values`` as int64 when they are all whole numbers in [0, 2**53], else None."""
+        v = self.values
+        if v[0] >= 0 and v[-1] <= 2**53 and np.array_equal(v, np.floor(v)):
+            return v.astype(np.int64)
+        return None
 
     def cdf(self, x: ArrayLike) -> Float64:
         i = np.searchsorted(self.values, np.asarray(x, dtype=np.float64), side="right")
