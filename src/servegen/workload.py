@@ -122,9 +122,9 @@ class Workload:
     def sample(self, duration: float, *, rng: Any = None, workers: int | None = None) -> Requests:
         """All requests in [0, ``duration``) seconds, sorted by timestamp.
 
-        ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``. ``workers``
-        threads share the clients of each window (default: up to 4, one per core); the
-        result does not depend on it.
+        ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``. With
+        ``workers`` >= 2 (the default on a multi-core machine) each window is merged on a
+        background thread while the next is drawn; the result does not depend on it.
         """
         duration = _check_duration(duration)
         plan = _Plan(self, duration, _rng.root_seed(rng), workers)
@@ -230,7 +230,7 @@ def _check_duration(duration: Any) -> float:
 
 def _check_workers(workers: Any) -> int:
     if workers is None:
-        return max(1, min(4, os.cpu_count() or 1))
+        return 2 if (os.cpu_count() or 1) > 1 else 1
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"`workers` must be a whole number >= 1, got {workers!r}")
     return int(workers)
@@ -388,38 +388,38 @@ class _Plan:
 
     def windows(self, sink: _Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """Yield (window index, merged columns) per stream window; with ``sink``, the
-        merged columns are written into it instead (and None is yielded)."""
-        workers = min(self.workers, len(self.clients))
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
+        merged columns are written into it instead (and None is yielded).
+
+        With ``workers > 1`` and a sink, window w's merge (a run-aware argsort and the
+        column gathers: numpy calls that release the GIL) runs on a background thread
+        while window w+1's clients are drawn. Merges stay in window order, so the
+        result does not depend on it.
+        """
+        if self.workers > 1 and sink is not None:
+            with ThreadPoolExecutor(1) as merger:
+                pending = None
                 for w in range(self.n_windows):
-                    yield w, self._window(w, sink, pool)
+                    results = self._draw_window(w)
+                    if pending is not None:
+                        pending.result()  # at most one merge in flight bounds memory
+                    pending = merger.submit(self._merge_window, results, sink)
+                    yield w, None
+                if pending is not None:
+                    pending.result()
         else:
             for w in range(self.n_windows):
-                yield w, self._window(w, sink, None)
+                yield w, self._merge_window(self._draw_window(w), sink)
 
-    def _window(self, w: int, sink: _Sink | None, pool: ThreadPoolExecutor | None) -> dict[str, Any] | None:
+    def _draw_window(self, w: int) -> list[tuple[int, Any, Any, Any]]:
+        """Every active client's requests in window ``w``, in client order."""
         s_lo, s_hi = int(self.window_of_edge[w]), int(self.window_of_edge[w + 1])
         active = self.eff[:, s_lo:s_hi].max(axis=1) > 0
         if self.turns is not None:
             active |= np.array([self.turns.pending_rows(i) > 0 for i in range(len(self.clients))])
-        todo = np.flatnonzero(active)
-        if pool is not None and todo.size > 1:
-            # Clients are independent within a window: split them into balanced batches
-            # (by expected arrivals) for the worker threads; numpy's samplers, sorts and
-            # gathers release the GIL. Results are reassembled in client order.
-            load = (self.eff[todo, s_lo:s_hi] * np.diff(self.edges[s_lo : s_hi + 1])).sum(axis=1) + 1.0
-            n_batches = min(self.workers, todo.size)
-            batches: list[list[int]] = [[] for _ in range(n_batches)]
-            totals = np.zeros(n_batches)
-            for i in todo[np.argsort(-load, kind="stable")].tolist():
-                k = int(np.argmin(totals))
-                batches[k].append(i)
-                totals[k] += load[np.searchsorted(todo, i)]
-            done = pool.map(lambda b: [self._client_window(i, w, s_lo, s_hi) for i in b], batches)
-            results = sorted((r for batch in done for r in batch if r is not None), key=lambda r: r[0])
-        else:
-            results = [r for i in todo.tolist() if (r := self._client_window(i, w, s_lo, s_hi)) is not None]
+        todo = np.flatnonzero(active).tolist()
+        return [r for i in todo if (r := self._client_window(i, w, s_lo, s_hi)) is not None]
+
+    def _merge_window(self, results: list[tuple[int, Any, Any, Any]], sink: _Sink | None) -> dict[str, Any]:
         times = [r[1] for r in results]
         codes = [np.full(r[1].size, r[0], dtype=np.int32) for r in results]
         out = _merge(times, codes, [r[2] for r in results], [r[3] for r in results], self.flat_cols,
