@@ -53,7 +53,7 @@ def test_span_is_shifted_and_keys_are_chunk_numbers(large):
 
 def test_span_beyond_data_is_an_error_unless_wrapped():
     pool = sg.load_pool("reason/deepseek-r1")
-    with pytest.raises(ValueError, match="beyond this view's data.*wrap=True"):
+    with pytest.raises(ValueError, match=r"beyond this view's data.*wrap=True"):
         pool.span(80000, 90000)
     wrapped = pool.span(86400 + 3600, 86400 + 7200, wrap=True)
     same = pool.span(3600, 7200)

@@ -247,8 +247,11 @@ class Empirical(Distribution):
         total = p.sum()
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"Empirical: `probs` must sum to 1, got sum {float(total)!r}")
+        # Keep the probabilities exactly as given (sorted with their values): dividing by
+        # the sum again on every rebuild would change last bits, so a JSON round trip
+        # would not reproduce the same stream. Sampling tables normalize on their own.
         order = np.argsort(v, kind="stable")
-        v, p = v[order], p[order] / total
+        v, p = v[order], p[order]
         if (np.diff(v) == 0).any():
             dup = v[1:][np.diff(v) == 0][0]
             raise ValueError(f"Empirical: `values` must be distinct, got {float(dup)!r} twice")
@@ -260,7 +263,7 @@ class Empirical(Distribution):
 
     @cached_property
     def _cdf(self) -> Float64:
-        c = np.cumsum(self.probs)
+        c = np.cumsum(self.probs) / self.probs.sum()
         c[-1] = 1.0
         return c
 
@@ -296,7 +299,7 @@ class Empirical(Distribution):
         return self.values[np.minimum(i, self.values.size - 1)]
 
     def mean(self) -> float:
-        return float(self.values @ self.probs)
+        return float(self.values @ self.probs / self.probs.sum())
 
     @property
     def support(self) -> tuple[float, float]:

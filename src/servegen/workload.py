@@ -71,6 +71,8 @@ class Workload:
         Tokens per KV-cache block; when given, requests get ``hash_ids`` (see
         :mod:`servegen.sessions`): 512 for Mooncake traces, 16 for vLLM/Bailian.
 
+    Notes
+    -----
     For clients with sessions, rates count requests (session starts x mean turns).
     """
 
@@ -182,8 +184,13 @@ class Workload:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Workload:
+        """Rebuild a workload from :meth:`to_dict` output."""
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"Workload.from_dict: a spec must be a JSON object, got {type(spec).__name__}")
         if spec.get("kind") != "workload":
             raise ValueError(f"Workload.from_dict: expected kind 'workload', got {spec.get('kind')!r}")
+        if "clients" not in spec:
+            raise ValueError("Workload.from_dict: the spec has no 'clients' field")
         raw = spec["clients"]
         if isinstance(raw, dict) and raw.get("kind") == "pool":
             from .pools import _pool_from_spec

@@ -1,0 +1,326 @@
+"""Standard figures of a request stream (matplotlib, imported only when a figure is drawn).
+
+Every function takes a :class:`~servegen.Requests` or a canonical DataFrame (columns
+``timestamp`` in seconds from the start, ``input_tokens``, ``output_tokens``, optional
+``client``) and returns a :class:`matplotlib.figure.Figure`. Pass ``ax`` to draw into an
+existing axes instead (the function then returns that axes' figure).
+
+Figures are built with :class:`matplotlib.figure.Figure`, not ``pyplot``, so no global
+figure registry grows in scripts, servers or the CLI.
+
+>>> import servegen as sg
+>>> from servegen import plot
+>>> reqs = sg.Workload([sg.Client(arrival=sg.Gamma(rate=5, cv=2), input_tokens=sg.LogNormal(mu=6, sigma=1),
+...                               output_tokens=sg.Exponential(mean=200))]).sample(600, rng=0)
+>>> fig = plot.overview(reqs)
+>>> len(fig.axes)
+4
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["LENGTH_COLUMNS", "client_share", "iat_cdf", "length_cdf", "overview", "rate_over_time"]
+
+#: Candidate bin widths (s) for rate plots: the smallest that gives <= 200 bins is used.
+_MIN_GAP = 1e-6  # s: left end of the inter-arrival axis at the lowest
+_NICE_BINS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+
+
+@dataclass(frozen=True)
+class _Trace:
+    timestamp: NDArray[np.float64]
+    input_tokens: NDArray[Any]
+    output_tokens: NDArray[Any]
+    codes: NDArray[np.intp] | None  # client index per request
+    names: list[str]  # client label per index
+    end: float  # end of the plotted span, seconds
+    extra: dict[str, NDArray[Any]]
+
+
+def _trace(data: Any) -> _Trace:
+    """Normalize ``Requests`` or a canonical DataFrame into sorted numpy columns."""
+    from .requests import Requests
+
+    if isinstance(data, _Trace):
+        return data
+    if isinstance(data, Requests):
+        cols = {c: data[c] for c in data.columns if not hasattr(data[c], "offsets")}
+        codes = data.client.astype(np.intp)
+        names = [str(k) for k in data.clients]
+        duration = data.duration
+    elif isinstance(data, pd.DataFrame):
+        missing = [c for c in ("timestamp", "input_tokens", "output_tokens") if c not in data.columns]
+        if missing:
+            raise ValueError(
+                f"plot: DataFrame lacks canonical column(s) {missing!r}; has {list(data.columns)!r}"
+            )
+        order = np.argsort(data["timestamp"].to_numpy(dtype=np.float64), kind="stable")
+        data = data.iloc[order]
+        cols = {c: data[c].to_numpy() for c in data.columns if c != "client"}
+        cols["timestamp"] = cols["timestamp"].astype(np.float64)
+        if "client" in data.columns:
+            raw, uniques = pd.factorize(data["client"], sort=True)
+            if (raw < 0).any():
+                raise ValueError("plot: the `client` column has missing values")
+            codes, names = raw.astype(np.intp), [str(u) for u in uniques]
+        else:
+            codes, names = None, []
+        duration = None
+    else:
+        raise TypeError(f"plot: expected servegen Requests or a pandas DataFrame, got {type(data).__name__}")
+    t = cols.pop("timestamp")
+    if t.size == 0:
+        raise ValueError("plot: there are no requests to plot")
+    if not np.isfinite(t).all():
+        raise ValueError("plot: `timestamp` has non-finite values")
+    end = max(float(duration or 0.0), float(t[-1]))
+    return _Trace(t, cols.pop("input_tokens"), cols.pop("output_tokens"), codes, names, end, cols)
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _time_unit(span: float) -> tuple[float, str]:
+    if span > 3 * 3600:
+        return 3600.0, "h"
+    if span > 600:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+def bin_edges(end: float, bin: float | None = None) -> NDArray[np.float64]:
+    """Edges of the rate bins over ``[0, end]``: width ``bin`` (s), the last one cut at ``end``.
+
+    With ``bin=None`` the width is the smallest of 1 s, 2 s, 5 s, ... 1 day giving at most
+    200 bins.
+
+    >>> bin_edges(3600).tolist()[:3], len(bin_edges(3600)) - 1
+    ([0.0, 30.0, 60.0], 120)
+    >>> bin_edges(25, bin=10).tolist()
+    [0.0, 10.0, 20.0, 25.0]
+    """
+    if bin is None:
+        bin = float(next((b for b in _NICE_BINS if end / b <= 200), _NICE_BINS[-1]))
+    if not (np.isfinite(bin) and bin > 0):
+        raise ValueError(f"plot: `bin` must be a finite number of seconds > 0, got {bin!r}")
+    edges = np.arange(0.0, end, bin)
+    return np.append(edges, end) if end > 0 else np.array([0.0, bin])
+
+
+def _top(tr: _Trace, top: int) -> tuple[NDArray[np.intp], list[str]]:
+    """Indices of the ``top`` clients by request count (largest first) and their labels."""
+    assert tr.codes is not None
+    counts = np.bincount(tr.codes, minlength=len(tr.names))
+    order = np.argsort(-counts, kind="stable")[:top]
+    return order, [tr.names[i] for i in order]
+
+
+def rate_over_time(data: Any, *, bin: float | None = None, top: int = 0, ax: Axes | None = None) -> Figure:
+    """Request rate (req/s) per time bin; with ``top=k``, stacked by the k largest clients.
+
+    The rate of a bin is its request count divided by its width (the last bin may be
+    shorter). Clients outside the top ``k`` are stacked together as ``other``.
+
+    >>> import servegen as sg
+    >>> reqs = sg.Workload([sg.Client(arrival=sg.Deterministic(rate=2), input_tokens=1,
+    ...                               output_tokens=1)]).sample(100, rng=0)
+    >>> step = rate_over_time(reqs, bin=10).axes[0].patches[0]
+    >>> step.get_data().values.tolist() == [2.0] * 10
+    True
+    """
+    tr = _trace(data)
+    edges = bin_edges(tr.end, bin)
+    widths = np.diff(edges)
+    unit, label = _time_unit(tr.end)
+    ax = _axes(ax)
+    if top > 0 and tr.codes is not None and len(tr.names) > 1:
+        idx, names = _top(tr, top)
+        bins = np.searchsorted(edges, tr.timestamp, side="right") - 1
+        bins = np.clip(bins, 0, len(widths) - 1)  # a point exactly at `end` joins the last bin
+        # one 2-D bincount: row = client, column = time bin
+        grid = np.bincount(tr.codes * len(widths) + bins, minlength=len(tr.names) * len(widths))
+        grid = grid.reshape(len(tr.names), len(widths)) / widths
+        layers = [grid[i] for i in idx]
+        if len(idx) < len(tr.names):
+            layers.append(grid.sum(axis=0) - np.sum(layers, axis=0))
+            names = [*names, "other"]
+        base = np.zeros(len(widths))
+        for values, name in zip(layers, names, strict=True):
+            ax.stairs(base + values, edges / unit, baseline=base, fill=True, label=name, alpha=0.85)
+            base = base + values
+        ax.legend(
+            fontsize="small", title="client", ncols=len(names) if len(names) <= 6 else 6, loc="upper center"
+        )
+        ax.set_ylim(top=1.3 * float(base.max() or 1.0))  # room for the legend above the stack
+    else:
+        counts, _ = np.histogram(tr.timestamp, bins=edges)
+        ax.stairs(counts / widths, edges / unit, color="C0", linewidth=1.2)
+    ax.set_xlabel(f"time ({label})")
+    ax.set_ylabel(f"rate (req/s, {widths[0]:g} s bins)")
+    ax.set_xlim(0, tr.end / unit)
+    ax.set_ylim(bottom=0)
+    ax.set_title("Arrival rate")
+    return ax.figure
+
+
+def iat_cdf(data: Any, *, ax: Axes | None = None) -> Figure:
+    """CDF of the aggregate inter-arrival times on a log time axis, against Poisson.
+
+    The dashed line is the exponential CDF with the same mean, i.e. what a Poisson stream
+    of the same rate would show; a wider curve means burstier arrivals. Zero gaps (equal
+    timestamps) count in the CDF but cannot be drawn on a log axis; the axis starts at
+    1 microsecond at the lowest, so the curve's height at the left edge is the share of
+    shorter gaps.
+
+    >>> import servegen as sg
+    >>> reqs = sg.Workload([sg.Client(arrival=sg.Poisson(rate=5), input_tokens=1,
+    ...                               output_tokens=1)]).sample(60, rng=0)
+    >>> line = iat_cdf(reqs).axes[0].lines[0]
+    >>> bool(line.get_ydata()[-1] == 1.0)
+    True
+    """
+    tr = _trace(data)
+    gaps = np.diff(tr.timestamp)
+    if gaps.size == 0:
+        raise ValueError("plot: inter-arrival times need at least 2 requests")
+    ax = _axes(ax)
+    mean = float(gaps.mean())
+    cv = float(gaps.std() / mean) if mean > 0 else float("nan")
+    ax.ecdf(gaps, label=f"trace (CV {cv:.2f})")
+    positive = gaps[gaps > 0]
+    if positive.size and mean > 0:
+        x = np.geomspace(positive.min(), positive.max(), 200)
+        ax.plot(x, -np.expm1(-x / mean), "--", color="0.4", label="Poisson, same rate")
+        ax.set_xscale("log")
+        # Very bursty models put mass at gaps of 1e-15 s; start the axis at 1 us so the
+        # useful range stays readable (the curve's height there shows the mass below).
+        ax.set_xlim(left=max(float(positive.min()) / 1.5, _MIN_GAP))
+    ax.set_xlabel("inter-arrival time (s)")
+    ax.set_ylabel("CDF")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title("Inter-arrival times")
+    return ax.figure
+
+
+#: Token columns drawn by default when present (multimodal totals, reasoning split).
+LENGTH_COLUMNS = ("input_tokens", "input_tokens_total", "output_tokens", "reasoning_tokens")
+
+
+def length_cdf(data: Any, *, columns: Sequence[str] | None = None, ax: Axes | None = None) -> Figure:
+    """CDFs of token counts on a log axis.
+
+    ``columns=None`` draws those of :data:`LENGTH_COLUMNS` the data has: input and
+    output tokens, plus ``input_tokens_total`` (text and item tokens) for multimodal
+    requests and ``reasoning_tokens`` for reasoning models.
+
+    >>> import servegen as sg
+    >>> reqs = sg.Workload([sg.Client(arrival=sg.Poisson(rate=5), input_tokens=400,
+    ...                               output_tokens=50)]).sample(60, rng=0)
+    >>> [line.get_label() for line in length_cdf(reqs).axes[0].lines]
+    ['input_tokens (median 400)', 'output_tokens (median 50)']
+    """
+    tr = _trace(data)
+    found = {"input_tokens": tr.input_tokens, "output_tokens": tr.output_tokens, **tr.extra}
+    if columns is None:
+        columns = [c for c in LENGTH_COLUMNS if c in found]
+    unknown = [c for c in columns if c not in found]
+    if unknown:
+        raise ValueError(f"plot: unknown length column(s) {unknown!r}; columns are {list(found)!r}")
+    ax = _axes(ax)
+    for name in columns:
+        values = np.asarray(found[name], dtype=np.float64)
+        ax.ecdf(values, label=f"{name} (median {np.median(values):g})")
+    if any((np.asarray(found[c]) > 0).any() for c in columns):
+        ax.set_xscale("log")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("CDF")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title("Request lengths")
+    return ax.figure
+
+
+def client_share(data: Any, *, top: int = 10, ax: Axes | None = None) -> Figure:
+    """Share of requests (%) of the ``top`` largest clients, the rest as ``other``.
+
+    >>> import servegen as sg
+    >>> c = lambda r: sg.Client(arrival=sg.Deterministic(rate=r), input_tokens=1, output_tokens=1)
+    >>> reqs = sg.Workload({"a": c(3), "b": c(1)}).sample(100, rng=0)
+    >>> bars = client_share(reqs).axes[0].patches
+    >>> [float(b.get_width()) for b in bars]
+    [75.0, 25.0]
+    """
+    tr = _trace(data)
+    ax = _axes(ax)
+    if tr.codes is None:
+        shares, names = np.array([100.0]), ["(no client column)"]
+    else:
+        idx, names = _top(tr, top)
+        counts = np.bincount(tr.codes, minlength=len(tr.names))
+        shares = 100.0 * counts[idx] / tr.timestamp.size
+        if len(idx) < len(tr.names):
+            shares = np.append(shares, 100.0 - shares.sum())
+            names = [*names, f"other ({len(tr.names) - len(idx)})"]
+    y = np.arange(len(names))
+    ax.barh(y, shares, color="C1")
+    ax.set_yticks(y, names, fontsize="small")
+    ax.invert_yaxis()  # largest client on top
+    ax.set_xlabel("share of requests (%)")
+    ax.set_title(f"Clients ({len(tr.names) or 1})")
+    return ax.figure
+
+
+def overview(data: Any, *, bin: float | None = None, top: int = 5, fig: Figure | None = None) -> Figure:
+    """The standard 2x2 figure: rate over time, inter-arrival CDF, length CDFs, client shares.
+
+    This is the figure ``servegen plot`` writes. Pass an empty ``fig`` to draw into it
+    (e.g. ``plt.figure(figsize=(12, 8), layout="constrained")`` for pyplot to show).
+    """
+    from matplotlib.figure import Figure
+
+    tr = _trace(data)  # normalized once, shared by the four panels
+    if fig is None:
+        fig = Figure(figsize=(12, 8), layout="constrained")
+    elif fig.axes:
+        raise ValueError("plot.overview: `fig` must be an empty figure")
+    axes = fig.subplots(2, 2)
+    rate_over_time(tr, bin=bin, top=top, ax=axes[0, 0])
+    iat_cdf(tr, ax=axes[0, 1])
+    length_cdf(tr, ax=axes[1, 0])
+    client_share(tr, top=10, ax=axes[1, 1])
+    n = tr.timestamp.size
+    fig.suptitle(f"{n:,} requests over {tr.end:,.0f} s ({n / tr.end if tr.end else float('nan'):.2f} req/s)")
+    return fig
+
+
+def save(fig: Figure, path: Any, **kwargs: Any) -> Any:
+    """Save ``fig`` atomically (temporary file renamed on success); format from the suffix.
+
+    Returns the written :class:`~pathlib.Path`.
+    """
+    from pathlib import Path
+
+    from .requests import _atomic_write
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    kwargs.setdefault("dpi", 110)
+    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
