@@ -79,3 +79,17 @@ def test_fit_sessions_errors(frame, pattern):
 
     with pytest.raises(ValueError, match=pattern):
         sg.fit_sessions(pd.DataFrame(frame), block_size=512)
+
+
+def test_fit_with_sessions_option(shared_data):
+    trace = sg.read_trace(shared_data / "mooncake" / "conversation_trace.jsonl", format="mooncake")
+    wl = sg.fit(trace, sessions=True)
+    assert wl.block_size == 512 and wl.info["sessions"]
+    synthetic = wl.sample(float(trace.timestamp.max()), rng=1)
+    assert prefix_hit_rate(synthetic) == pytest.approx(prefix_hit_rate(trace), abs=0.05)
+    cmp = sg.compare(trace, synthetic)
+    assert cmp.table.loc["prefix_hit_rate", "ratio"] == pytest.approx(1.0, abs=0.15)
+    bare = trace.copy()
+    bare.attrs = {}
+    with pytest.raises(ValueError, match="give `block_size`"):
+        sg.fit(bare, sessions=True)
