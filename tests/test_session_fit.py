@@ -93,3 +93,31 @@ def test_fit_with_sessions_option(shared_data):
     bare.attrs = {}
     with pytest.raises(ValueError, match="give `block_size`"):
         sg.fit(bare, sessions=True)
+
+
+def test_cli_fit_sessions_then_generate(shared_data, tmp_path, capsys):
+    from servegen.cli import main
+
+    spec, out = tmp_path / "wl.json", tmp_path / "syn.jsonl"
+    trace_path = shared_data / "mooncake" / "conversation_trace.jsonl"
+    assert main(["fit", str(trace_path), "--format", "mooncake", "--sessions", "-o", str(spec)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--spec",
+                str(spec),
+                "--duration",
+                "30m",
+                "--format",
+                "mooncake",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    synthetic = sg.read_trace(out, format="mooncake")
+    assert synthetic.hash_ids.map(len).sum() > 0
+    assert prefix_hit_rate(synthetic) > 0.2  # prefixes and sessions are shared again

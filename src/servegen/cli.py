@@ -213,6 +213,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive_time_arg, default=600.0, help="seconds per fitted window (default 10m)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for de-quantizing coarse clocks (default 0)")
+    p.add_argument("--client", default=None, help="column that names each request's client")
+    p.add_argument(
+        "--sessions",
+        action="store_true",
+        help="fit conversations and shared prefixes from hash_ids (the spec then regenerates hash ids)",
+    )
     p.add_argument("-o", "--output", required=True, type=Path, help="the JSON file to write")
     p.set_defaults(func=_cmd_fit)
 
@@ -399,7 +405,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .requests import _atomic_write
 
     df = _read(args.trace, args.format)
-    wl = fit(df, window=args.window, rng=args.seed)
+    wl = fit(df, window=args.window, client=args.client, rng=args.seed, sessions=args.sessions)
     text = wl.to_json(indent=1)
     path = _atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n"))
     print(f"wrote {path}: {len(wl.clients)} client(s) fitted on {len(df):,} requests", file=sys.stderr)
