@@ -124,6 +124,12 @@ class Pieces:
         return Pieces(times, rates, family, shape, scale)
 
     @staticmethod
+    def of_object(rate: float, obj: Any) -> Pieces:
+        """One piece driven by ``obj._op_points`` (OnOff, Replay, user processes)."""
+        one = np.ones(1)
+        return Pieces(np.zeros(1), np.array([rate]), np.array([OBJECT], np.uint8), one, one, (obj,))
+
+    @staticmethod
     def concat(times: Any, parts: list[Pieces]) -> Pieces:
         """Piecewise composition: ``parts[i]`` (each one piece) starts at ``times[i]``."""
         objs = [p.objects[0] if p.objects else None for p in parts]
@@ -295,14 +301,7 @@ class OnOff(ArrivalProcess):
         return (self.rate_on * self.mean_on + self.rate_off * self.mean_off) / (self.mean_on + self.mean_off)
 
     def _pieces(self) -> Pieces:
-        return Pieces(
-            np.zeros(1),
-            np.array([self.mean_rate]),
-            np.array([OBJECT], np.uint8),
-            np.ones(1),
-            np.ones(1),
-            (self,),
-        )
+        return Pieces.of_object(self.mean_rate, self)
 
     def _op_points(self, state: Any, length: float, rng: np.random.Generator) -> tuple[Float64, Any]:
         """Points of the unit-mean-rate version on [0, length); state = (on, time left)."""
@@ -371,14 +370,7 @@ class Replay(ArrivalProcess):
         return self.timestamps.size / self._duration
 
     def _pieces(self) -> Pieces:
-        return Pieces(
-            np.zeros(1),
-            np.array([self.mean_rate]),
-            np.array([OBJECT], np.uint8),
-            np.ones(1),
-            np.ones(1),
-            (self,),
-        )
+        return Pieces.of_object(self.mean_rate, self)
 
     @cached_property
     def _op(self) -> Float64:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from pydantic import field_validator, model_validator
 
 from ._base import Frozen, parse_model
-from .arrivals import OBJECT, ArrivalModel, ArrivalProcess, Pieces
+from .arrivals import ArrivalModel, ArrivalProcess, Pieces
 from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, Empirical, ValueModel, _as_distribution
 from .piecewise import Piecewise
@@ -133,14 +133,7 @@ class Client(Frozen):
         if isinstance(self.arrival, (ArrivalProcess, Piecewise)):
             return self.arrival._pieces()
         wrapped = _CustomArrival(self.arrival)
-        return Pieces(
-            np.zeros(1),
-            np.array([wrapped.mean_rate]),
-            np.array([OBJECT], np.uint8),
-            np.ones(1),
-            np.ones(1),
-            (wrapped,),
-        )
+        return Pieces.of_object(wrapped.mean_rate, wrapped)
 
     # -- values ---------------------------------------------------------------------
     def value_columns(self) -> dict[str, Any]:
