@@ -148,6 +148,13 @@ def draw_gaps(family: int, shape: float, scale: float, n: int, rng: np.random.Ge
     if family == POISSON:
         return rng.standard_exponential(n)
     if family == GAMMA:
+        if 0.1 <= shape < 1:
+            # Gamma(k) = Gamma(k + 1) * U**(1/k): numpy's rejection sampler for k < 1
+            # is ~1.5x slower than its k >= 1 sampler plus one power.
+            x = rng.standard_gamma(shape + 1.0, n)
+            x *= rng.random(n) ** (1.0 / shape)
+            x *= scale
+            return x
         return rng.standard_gamma(shape, n) * scale
     if family == WEIBULL:
         return rng.weibull(shape, n) * scale
