@@ -15,7 +15,7 @@ gap law (a size-biased gap times a uniform), so short windows are not biased.
 >>> import numpy as np, servegen as sg
 >>> t = sg.Gamma(rate=10, cv=2).sample(0, 1000, rng=np.random.default_rng(1))
 >>> round(len(t) / 1000, 1), bool(np.all(np.diff(t) >= 0))
-(9.9, True)
+(10.1, True)
 """
 
 from __future__ import annotations
