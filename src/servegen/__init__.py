@@ -37,7 +37,7 @@ from .formats import read_trace
 from .metrics import Comparison, compare
 from .piecewise import Piecewise
 from .pools import Pool, list_pools, load_pool, read_release
-from .requests import Ragged, Requests, read_parquet
+from .requests import Ragged, Requests, merge, read_parquet
 from .session_fit import fit_sessions
 from .sessions import Session, SharedPrefix
 from .workload import STREAM_WINDOW, Workload
@@ -86,6 +86,7 @@ __all__ = [
     "fit_sessions",
     "list_pools",
     "load_pool",
+    "merge",
     "parse_model",
     "read_parquet",
     "read_release",

@@ -33,7 +33,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -121,22 +121,47 @@ class Workload:
         return f"Workload(clients={len(self.clients)}, rate={self.rate!r}, scale={self.scale!r})"
 
     # -- sampling -------------------------------------------------------------------
-    def sample(self, duration: float, *, rng: Any = None, workers: int | None = None) -> Requests:
+    def sample(
+        self,
+        duration: float,
+        *,
+        rng: Any = None,
+        workers: int | None = None,
+        clients: Iterable[Hashable] | None = None,
+    ) -> Requests:
         """All requests in [0, ``duration``) seconds, sorted by timestamp.
 
         ``rng`` is a seed (int), ``SeedSequence``, ``Generator`` or ``None``. With
         ``workers`` >= 2 (the default on a multi-core machine) each window is merged on a
         background thread while the next is drawn; the result does not depend on it.
+
+        ``clients`` (keys) samples only those clients' requests, exactly as they are in
+        the full sample (a target rate is still shared out over every client). Sampling
+        disjoint groups in separate processes or on separate machines and joining them
+        with :func:`servegen.merge` gives the full sample:
+
+        >>> import servegen as sg
+        >>> wl = sg.Workload({k: sg.Client(arrival=sg.Gamma(rate=k + 1, cv=2), input_tokens=9,
+        ...                                output_tokens=9) for k in range(4)}, rate=50.0)
+        >>> parts = [wl.sample(600, rng=1, clients=g) for g in ([0, 2], [1, 3])]
+        >>> sg.merge(parts).equals(wl.sample(600, rng=1))
+        True
         """
         duration = _check_duration(duration)
-        plan = _Plan(self, duration, _rng.root_seed(rng), workers)
+        plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
         sink = _Sink(plan.flat_cols, plan.expected_requests())
         for _ in plan.windows(sink):
             pass
         return sink.result(plan, duration)
 
     def iter_chunks(
-        self, duration: float, chunk: float, *, rng: Any = None, workers: int | None = None
+        self,
+        duration: float,
+        chunk: float,
+        *,
+        rng: Any = None,
+        workers: int | None = None,
+        clients: Iterable[Hashable] | None = None,
     ) -> Iterator[Requests]:
         """Yield the stream of :meth:`sample` as consecutive ``chunk``-second parts.
 
@@ -146,7 +171,7 @@ class Workload:
         duration = _check_duration(duration)
         if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
             raise ValueError(f"iter_chunks: `chunk` must be a finite number > 0, got {chunk!r}")
-        plan = _Plan(self, duration, _rng.root_seed(rng), workers)
+        plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
         buffer: list[dict[str, Any]] = []
         start, edge = 0.0, float(chunk)
         for w, part in plan.windows():
@@ -293,10 +318,24 @@ class _Plan:
     """Everything fixed for one sample call: segments, effective rates, stream keys."""
 
     def __init__(
-        self, wl: Workload, duration: float, root: np.random.SeedSequence, workers: int | None = None
+        self,
+        wl: Workload,
+        duration: float,
+        root: np.random.SeedSequence,
+        workers: int | None = None,
+        only: Iterable[Hashable] | None = None,
     ) -> None:
         self.root = root
         self.workers = _check_workers(workers)
+        self.selected = np.ones(len(wl.clients), dtype=bool)
+        if only is not None:
+            keys = list(wl.clients)
+            wanted = list(only)
+            unknown = [k for k in wanted if k not in wl.clients]
+            if unknown:
+                raise ValueError(f"sample: `clients` names unknown client(s) {unknown[:10]!r}")
+            self.selected[:] = False
+            self.selected[[keys.index(k) for k in wanted]] = True
         self.duration = duration
         self.keys = list(wl.clients)
         self.clients = list(wl.clients.values())
@@ -352,7 +391,7 @@ class _Plan:
         """Expected request count of the whole run (sizes the output buffers)."""
         widths = np.diff(self.edges)
         per_arrival = np.array([c.requests_per_arrival for c in self.clients])
-        return float((self.eff * widths).sum(axis=1) @ per_arrival)
+        return float((self.eff * widths).sum(axis=1) @ (per_arrival * self.selected))
 
     def _effective(
         self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]
@@ -423,7 +462,7 @@ class _Plan:
         active = self.eff[:, s_lo:s_hi].max(axis=1) > 0
         if self.turns is not None:
             active |= np.array([self.turns.pending_rows(i) > 0 for i in range(len(self.clients))])
-        todo = np.flatnonzero(active).tolist()
+        todo = np.flatnonzero(active & self.selected).tolist()
         return [r for i in todo if (r := self._client_window(i, w, s_lo, s_hi)) is not None]
 
     def _merge_window(self, results: list[tuple[int, Any, Any, Any]], sink: _Sink | None) -> dict[str, Any]:
