@@ -17,9 +17,10 @@ __all__ = ["SeedLike", "key_hash", "root_seed", "stream"]
 
 SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
-#: Sub-streams of one (client, window): arrival gaps and request attributes never share
-#: draws, so changing how one is sampled cannot shift the other.
-ARRIVALS, VALUES, SESSIONS, PREFIX = 0, 1, 2, 3
+#: Purposes of a leaf: a client's requests in one window (arrival gaps first, then the
+#: request values, in a fixed order, so values never shift arrivals), and a client's
+#: shared-prefix lengths (drawn once per run, window 0).
+WINDOW, PREFIX = 0, 3
 
 
 def root_seed(rng: SeedLike) -> np.random.SeedSequence:

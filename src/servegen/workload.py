@@ -480,7 +480,7 @@ class _Plan:
         """One client's requests in window ``w``: (client index, times, columns, ragged)."""
         # One generator per (client, window): arrival gaps first, then request values,
         # in a fixed order, so the values can never shift the arrivals.
-        rng = _rng.stream(self.root, self.hashes[i], w, _rng.ARRIVALS)
+        rng = _rng.stream(self.root, self.hashes[i], w, _rng.WINDOW)
         t = self._arrivals(i, w, s_lo, s_hi, rng) if (self.eff[i, s_lo:s_hi] > 0).any() else np.empty(0)
         if w == self.n_windows - 1:
             t = t[t < self.duration]
