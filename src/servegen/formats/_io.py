@@ -576,6 +576,31 @@ def extras(table: pa.Table, skip: Sequence[str], path: Path) -> dict[str, Any]:
     return out
 
 
+def read_flat(
+    table: pa.Table,
+    *,
+    path: Path,
+    fmt: str,
+    required: Sequence[str],
+    sources: Mapping[str, str],
+    unit: str,
+    first_line: int,
+    relative: bool,
+) -> pd.DataFrame:
+    """A trace of one time column and two length columns (``sources`` names them in the
+    file); every other column is kept as an extra."""
+    require(table.column_names, required, path, fmt)
+    t, origin = timeline(numbers(table, sources["timestamp"], path, first_line), unit, relative)
+    data = {
+        "timestamp": t,
+        "input_tokens": numbers(table, sources["input_tokens"], path, first_line),
+        "output_tokens": numbers(table, sources["output_tokens"], path, first_line),
+        **extras(table, required, path),
+    }
+    attrs = {"time_unit": unit, "time_origin": origin}
+    return finish(data, path=path, fmt=fmt, sources=sources, first_line=first_line, attrs=attrs)
+
+
 def finish(
     data: dict[str, Any],
     *,

@@ -44,17 +44,10 @@ def read_llmservingsim(path: Path, *, relative: bool = True) -> pd.DataFrame:
     table = _io.read_json_table(
         path, {"input_toks": pa.int64(), "output_toks": pa.int64(), "arrival_time_ns": pa.int64()}
     )
-    _io.require(table.column_names, _COLS, path, "llmservingsim")
-    raw = _io.numbers(table, "arrival_time_ns", path, 1)
-    t, origin = _io.timeline(raw, "ns", relative)
-    data = {
-        "timestamp": t,
-        "input_tokens": _io.numbers(table, "input_toks", path, 1),
-        "output_tokens": _io.numbers(table, "output_toks", path, 1),
-        **_io.extras(table, _COLS, path),
-    }
-    attrs = {"time_unit": "ns", "time_origin": origin}
-    return _io.finish(data, path=path, fmt="llmservingsim", sources=_SOURCES, first_line=1, attrs=attrs)
+    return _io.read_flat(
+        table, path=path, fmt="llmservingsim", required=_COLS, sources=_SOURCES, unit="ns", first_line=1,
+        relative=relative,
+    )  # fmt: skip
 
 
 class LlmServingSimWriter(_io.TextWriter):

@@ -58,16 +58,16 @@ _SOURCES = {
 def read_vidur(path: Path, *, relative: bool = True) -> pd.DataFrame:
     """Read a Vidur trace-replay CSV."""
     table = _io.read_csv_table(path)
-    _io.require(table.column_names, _COLS, path, "vidur")
-    t, origin = _io.timeline(_io.numbers(table, "arrived_at", path, 2), "s", relative)
-    data = {
-        "timestamp": t,
-        "input_tokens": _io.numbers(table, "num_prefill_tokens", path, 2),
-        "output_tokens": _io.numbers(table, "num_decode_tokens", path, 2),
-        **_io.extras(table, _COLS, path),
-    }
-    attrs = {"time_unit": "s", "time_origin": origin}
-    return _io.finish(data, path=path, fmt="vidur", sources=_SOURCES, first_line=2, attrs=attrs)
+    return _io.read_flat(
+        table,
+        path=path,
+        fmt="vidur",
+        required=_COLS,
+        sources=_SOURCES,
+        unit="s",
+        first_line=2,
+        relative=relative,
+    )
 
 
 class VidurWriter(_io.TextWriter):
