@@ -247,6 +247,24 @@ def _check_value_model(v: Any, name: str) -> None:
             raise TypeError(f"Client: `{name}` must be a distribution (or have sample(n, *, rng)), got {m!r}")
 
 
+def by_piece(model: Any, t: NDArray[np.float64], fn: Any, dtype: Any) -> NDArray[Any]:
+    """``fn(m, lo, hi)`` for each model ``m`` in force over the slice ``t[lo:hi]``.
+
+    ``t`` is sorted, so each piece of a ``Piecewise`` owns one contiguous slice; a plain
+    model owns them all. Pieces are visited in order, so random draws stay in time order.
+    """
+    n = len(t)
+    if not isinstance(model, Piecewise):
+        return np.asarray(fn(model, 0, n), dtype=dtype)
+    out = np.empty(n, dtype=dtype)
+    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), n]
+    for i, m in enumerate(model.models):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi > lo:
+            out[lo:hi] = fn(m, lo, hi)
+    return out
+
+
 def draw_tokens(model: Any, t: NDArray[np.float64], rng: np.random.Generator, name: str) -> NDArray[np.int64]:
     """Token counts for arrival times ``t``: :func:`draw_at` rounded by :func:`to_tokens`.
 
@@ -256,30 +274,12 @@ def draw_tokens(model: Any, t: NDArray[np.float64], rng: np.random.Generator, na
     models = model.models if isinstance(model, Piecewise) else [model]
     if not all(isinstance(m, Empirical) and m.int_values is not None for m in models):
         return to_tokens(draw_at(model, t, rng), name)
-    if not isinstance(model, Piecewise):
-        return model.int_values[model.sample_index(len(t), rng=rng)]
-    out = np.empty(len(t), dtype=np.int64)
-    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), len(t)]
-    for i, m in enumerate(model.models):
-        lo, hi = bounds[i], bounds[i + 1]
-        if hi > lo:
-            out[lo:hi] = m.int_values[m.sample_index(hi - lo, rng=rng)]
-    return out
+    return by_piece(model, t, lambda m, lo, hi: m.int_values[m.sample_index(hi - lo, rng=rng)], np.int64)
 
 
 def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
     """Draw one value per arrival time; a ``Piecewise`` uses the model in force at each time."""
-    n = len(t)
-    if not isinstance(model, Piecewise):
-        return np.asarray(model.sample(n, rng=rng), dtype=np.float64)
-    out = np.empty(n, dtype=np.float64)
-    # t is sorted, so each piece owns one contiguous slice.
-    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), n]
-    for i, m in enumerate(model.models):
-        lo, hi = bounds[i], bounds[i + 1]
-        if hi > lo:
-            out[lo:hi] = m.sample(hi - lo, rng=rng)
-    return out
+    return by_piece(model, t, lambda m, lo, hi: m.sample(hi - lo, rng=rng), np.float64)
 
 
 def _model_at(model: Any, t: float) -> Any:
@@ -288,15 +288,7 @@ def _model_at(model: Any, t: float) -> Any:
 
 def ppf_at(model: Any, t: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray[np.float64]:
     """Inverse-CDF values of uniforms ``u`` under the model in force at each time."""
-    if not isinstance(model, Piecewise):
-        return np.asarray(model.ppf(u), dtype=np.float64)
-    out = np.empty(len(t), dtype=np.float64)
-    bounds = [*np.searchsorted(t, model.times, side="left").tolist(), len(t)]
-    for i, m in enumerate(model.models):
-        lo, hi = bounds[i], bounds[i + 1]
-        if hi > lo:
-            out[lo:hi] = m.ppf(u[lo:hi])
-    return out
+    return by_piece(model, t, lambda m, lo, hi: m.ppf(u[lo:hi]), np.float64)
 
 
 def _fill_defaults(
