@@ -94,15 +94,14 @@ class Workload:
             raise TypeError(f"Workload: `clients` must be a mapping, a list or a pool, got {clients!r}")
         if not items:
             raise ValueError("Workload: `clients` must not be empty")
+        self.clients: dict[Hashable, Client] = {}
         for key, c in items:
             _rng.key_hash(key)  # validates the key type
             if isinstance(c, dict):
                 c = Client.model_validate(c)
             if not isinstance(c, Client):
                 raise TypeError(f"Workload: client {key!r} must be a servegen Client, got {c!r}")
-        self.clients: dict[Hashable, Client] = {
-            k: (Client.model_validate(c) if isinstance(c, dict) else c) for k, c in items
-        }
+            self.clients[key] = c
         self.rate = _check_rate(rate)
         self.scale = _check_scale(scale, self.clients)
         if block_size is not None and (
@@ -356,7 +355,7 @@ class _Plan:
         # piece index and native rate of every (client, segment)
         self.piece_idx = np.stack([np.searchsorted(p.times, starts, side="right") - 1 for p in self.pieces])
         native = np.stack([p.rates[i] for p, i in zip(self.pieces, self.piece_idx, strict=True)])
-        per_arrival = np.array([c.requests_per_arrival for c in self.clients])
+        self.per_arrival = per_arrival = np.array([c.requests_per_arrival for c in self.clients])
         # Targets count requests: scale session starts by their mean turns.
         native = native * per_arrival[:, None]
         self.eff = self._effective(wl, native, starts) / per_arrival[:, None]
@@ -390,8 +389,7 @@ class _Plan:
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
         widths = np.diff(self.edges)
-        per_arrival = np.array([c.requests_per_arrival for c in self.clients])
-        return float((self.eff * widths).sum(axis=1) @ (per_arrival * self.selected))
+        return float((self.eff * widths).sum(axis=1) @ (self.per_arrival * self.selected))
 
     def _effective(
         self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]
