@@ -40,6 +40,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
+from ._pmf import stats
 from ._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, list_profiles, load_profile
 from .arrivals import ArrivalSchedule
 from .attributes import Modality, Multimodal, Reasoning
@@ -325,15 +326,12 @@ class Pool:
         return pd.concat(out, ignore_index=True)
 
     def _quantile_table(self, field: str, q: float) -> NDArray[np.float64]:
+        """Quantile ``q`` of every (client, length window) PMF, as the profile's p50/p99 are."""
         p = self.profile
         f = p.fields.index(field)
         t = p.tables[f]
-        n = t.offsets.size - 1
-        seg = np.repeat(np.arange(n), np.diff(t.offsets))
-        # segmented searchsorted: shift each PMF's cdf by its index so the whole is sorted
-        idx = np.searchsorted(t.cdf + 2.0 * seg, 2.0 * np.arange(n) + q - 1e-12, side="left")
-        vals = np.append(t.values[np.minimum(idx, t.values.size - 1)].astype(np.float64), np.nan)
-        return vals[p.pmf_id[:, :, f]]
+        _, quantiles = stats(t.offsets, t.values, t.probs, (q,))
+        return np.append(quantiles[:, 0], np.nan)[p.pmf_id[:, :, f]]
 
     # -- rates --------------------------------------------------------------------
     def aggregate_rate(self) -> pd.Series:
