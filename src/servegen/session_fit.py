@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from .arrivals import Gamma, Poisson
 from .client import Client
 from .distributions import Constant, Empirical
+from .metrics import clock_resolution, dequantize
 from .sessions import Session, SharedPrefix
 
 __all__ = ["fit_sessions", "link_turns"]
@@ -83,15 +84,6 @@ def _empirical(x: NDArray[Any], points: int = 512) -> Empirical:
     probs = np.bincount(idx, minlength=q.size) / x.size
     keep = probs > 0
     return Empirical(values=q[keep], probs=probs[keep] / probs[keep].sum())
-
-
-def _tick(ts: NDArray[np.float64]) -> float:
-    """The logging resolution of sorted timestamps (0 if they look continuous)."""
-    gaps = np.diff(ts)
-    pos = gaps[gaps > 0]
-    if pos.size == 0 or (gaps == 0).mean() < 0.2:
-        return 0.0
-    return float(np.quantile(pos, 0.05))
 
 
 def fit_sessions(
@@ -167,9 +159,9 @@ def fit_sessions(
 
     starts = ts[~cont]
     span = float(ts.max() - ts.min()) or 1.0
-    tick = _tick(ts)
-    if tick > 0:  # spread requests sharing a clock tick uniformly over the tick
-        starts = np.sort(starts + np.random.default_rng(rng).uniform(0, tick, starts.size))
+    clock = clock_resolution(ts)
+    if clock.quantized:  # spread requests sharing a clock tick over the tick (as fit does)
+        starts = np.sort(dequantize(starts, clock.resolution, rng=np.random.default_rng(rng)))
     gaps = np.diff(starts)
     cv = float(gaps.std() / gaps.mean()) if gaps.size > 2 and gaps.mean() > 0 else 1.0
     rate = starts.size / span
