@@ -74,10 +74,10 @@ def take(
     return (new, *(a[pos] for a in arrays))
 
 
-def _segment_cumsum(offsets: NDArray[np.int64], x: np.ndarray) -> NDArray[np.float64]:
-    """Cumulative sum restarting at every PMF (float64)."""
-    c = np.cumsum(x, dtype=np.float64)
-    before = np.concatenate(([0.0], c))[offsets[:-1]]
+def _segment_cumsum(offsets: NDArray[np.int64], x: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarting at every PMF, in the dtype of ``x`` (exact for integers)."""
+    c = np.cumsum(x)
+    before = np.concatenate((np.zeros(1, dtype=c.dtype), c))[offsets[:-1]]
     return c - np.repeat(before, np.diff(offsets))
 
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._pmf import stats
+from servegen._pmf import _segment_cumsum, stats
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -284,11 +284,6 @@ def _read_table(z: Any, field: str) -> PmfTable:
     return PmfTable(offsets, values, probs, cdf, mean, q[:, 0].copy(), q[:, 1].copy())
 
 
-def _segment_cumsum(offsets: NDArray[np.int64], x: NDArray[np.int64]) -> NDArray[np.int64]:
-    c = np.cumsum(x)
-    base = np.concatenate(([0], c))[offsets[:-1]]
-    return c - np.repeat(base, np.diff(offsets))
-
 
 def to_planes(a: np.ndarray) -> NDArray[np.uint8]:
     """Byte planes ``(itemsize, n)`` of a little-endian 1-D integer array."""
@@ -340,7 +335,7 @@ def profile_from_release(source: Any, pool: str) -> Profile:
         values, probs = values[keep], probs[keep]
         total = np.bincount(_pmf.segment_ids(offsets), probs, minlength=offsets.size - 1)
         probs = probs / np.repeat(np.where(total > 0, total, 1.0), np.diff(offsets))
-        cdf = _pmf._segment_cumsum(offsets, probs)
+        cdf = _segment_cumsum(offsets, probs)
         cdf[offsets[1:][np.diff(offsets) > 0] - 1] = 1.0
         values = values if field in FLOAT_FIELDS else values.astype(np.int64)
         mean, q = stats(offsets, values, probs)
