@@ -284,7 +284,6 @@ def _read_table(z: Any, field: str) -> PmfTable:
     return PmfTable(offsets, values, probs, cdf, mean, q[:, 0].copy(), q[:, 1].copy())
 
 
-
 def to_planes(a: np.ndarray) -> NDArray[np.uint8]:
     """Byte planes ``(itemsize, n)`` of a little-endian 1-D integer array."""
     a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
