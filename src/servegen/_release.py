@@ -34,18 +34,40 @@ dataset.json
     within ``PROB_SUM_ATOL`` (1e-6, absolute, i.e. relative to the total of 1: the
     release is exact to ~1e-15, so 1e-6 only admits re-serialised files while still
     catching a dropped support point of mass >= 1e-6). A window key absent from a
-    file is read as "no data" (empty PMFs), like ``{}``.
+    file is read as "no data" (empty PMFs), like ``{}``. A pool needs at least one
+    ``dataset.json`` (there are no lengths to impute from otherwise).
+
+Bounds
+------
+A release is untrusted input and a zip can hold a "bomb" (a few hundred KB that inflate
+to gigabytes). Before anything is decompressed, the declared sizes of the pool's files
+are checked against the format's known sizes, and every read stops one byte past its
+bound (the declared size can lie), so a bad source costs at most these bounds:
+
+* at most ``MAX_MEMBERS`` zip members and ``MAX_CLIENTS`` clients per pool;
+* ``trace.csv`` at most ``MAX_WINDOWS`` lines (the release's longest pool: 14 days of
+  600 s windows) of at most ``MAX_LINE_BYTES`` bytes (the release's longest is 96);
+* ``dataset.json`` at most ``MAX_DATASET_BYTES`` (the release's largest is 4.1 MB);
+* the pool's files together at most ``MAX_POOL_BYTES`` (m-large holds 117 MB);
+* a zip member above 1 MiB at most ``MAX_RATIO`` times its compressed size (the
+  release's highest ratio is 11).
+
+Any corruption of the zip itself (bad CRC, truncated or undecodable data, unsupported
+compression, encryption) is reported as a ``ValueError`` naming the zip and member.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +77,13 @@ __all__ = [
     "LAW_CODES",
     "LAW_NAMES",
     "LENGTH_WINDOW_S",
+    "MAX_CLIENTS",
+    "MAX_DATASET_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_MEMBERS",
+    "MAX_POOL_BYTES",
+    "MAX_RATIO",
+    "MAX_WINDOWS",
     "POOLS",
     "PROB_SUM_ATOL",
     "WINDOW_S",
@@ -81,6 +110,34 @@ FLOAT_FIELDS = frozenset({"reason_ratio"})
 """Fields whose values are fractions in [0, 1]; every other field holds integer counts."""
 PROB_SUM_ATOL = 1e-6
 """Allowed ``|sum(probabilities) - 1|`` of a non-empty PMF."""
+
+MAX_WINDOWS = 2016
+"""Most rows of a ``trace.csv``: 14 days of 600 s windows, the release's longest pool."""
+MAX_LINE_BYTES = 256
+"""Longest ``trace.csv`` row in bytes (the release's longest is 96)."""
+MAX_DATASET_BYTES = 64 * 2**20
+"""Largest ``dataset.json`` (the release's largest is 4.1 MB)."""
+MAX_POOL_BYTES = 2**30
+"""Most bytes read for one pool, all files together (m-large holds 117 MB)."""
+MAX_CLIENTS = 10_000
+"""Most clients in one pool (the release's largest pool has 155)."""
+MAX_MEMBERS = 100_000
+"""Most members of a release zip (the release has 791)."""
+MAX_RATIO = 100
+"""Highest compression ratio of a zip member above 1 MiB (the release's highest is 11)."""
+
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    UnicodeDecodeError,  # a member name flagged UTF-8 that is not
+    OverflowError,
+    OSError,  # a seek to a corrupt (negative) offset
+)
+"""What ``zipfile`` raises on a corrupt archive (RuntimeError: "encrypted", from a flipped flag bit)."""
 
 _CHUNK = re.compile(r"chunk-(\d+)-(trace\.csv|dataset\.json)")
 # A number as Python's repr writes it; nan/inf are admitted here only so that the
@@ -178,32 +235,36 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
         (the message names the file, line or window and field, value and rule).
     """
     with _pool_files(Path(source), pool) as files:
-        traces: dict[int, Callable[[], bytes]] = {}
-        datasets: dict[int, Callable[[], bytes]] = {}
-        names: dict[tuple[int, str], str] = {}
-        for fname, (display, read) in files.items():
+        traces: dict[int, _Member] = {}
+        datasets: dict[int, _Member] = {}
+        for fname, member in files.items():
             m = _CHUNK.fullmatch(fname)
-            if m is None:
-                continue
-            cid = int(m.group(1))
-            (traces if m.group(2) == "trace.csv" else datasets)[cid] = read
-            names[cid, m.group(2)] = display
+            if m is not None:
+                (traces if m.group(2) == "trace.csv" else datasets)[int(m.group(1))] = member
         if not traces:
             raise ValueError(f"{pool!r}: no chunk-<client>-trace.csv files found in {source}")
         orphans = sorted(set(datasets) - set(traces))
         if orphans:
-            raise ValueError(f"{pool!r}: dataset.json without trace.csv for clients {orphans}")
+            raise ValueError(f"{datasets[orphans[0]].name}: no chunk-{orphans[0]}-trace.csv beside it")
+        _check_sizes(pool, source, traces, datasets)
         client_ids = np.array(sorted(traces), dtype=np.int64)
 
-        arrival = [_parse_trace(traces[c](), names[c, "trace.csv"]) for c in client_ids]
-        n_windows = {a[0].size for a in arrival}
-        if len(n_windows) != 1:
-            lengths = {int(c): a[0].size for c, a in zip(client_ids, arrival, strict=True)}
-            raise ValueError(f"{pool!r}: trace.csv files disagree on the number of windows: {lengths}")
-        (n_win,) = n_windows
+        arrival = [_parse_trace(traces[c].read(), traces[c].name) for c in client_ids]
+        n_win = arrival[0][0].size
+        for c, a in zip(client_ids, arrival, strict=True):
+            if a[0].size != n_win:
+                raise ValueError(
+                    f"{traces[c].name}: {a[0].size} windows, but {traces[client_ids[0]].name} has {n_win} "
+                    "(every trace.csv of a pool covers the same windows)"
+                )
         window_start = np.arange(n_win, dtype=np.int64) * WINDOW_S
         rate, cv, law, shape, scale = (np.stack([a[i] for a in arrival]) for i in range(1, 6))
 
+        if not datasets:
+            raise ValueError(
+                f"{pool!r}: no chunk-<client>-dataset.json files found in {source}; a pool needs "
+                "the length distributions of at least one client"
+            )
         per_length = LENGTH_WINDOW_S // WINDOW_S
         n_len = -(-n_win // per_length)
         length_window_start = np.arange(n_len, dtype=np.int64) * LENGTH_WINDOW_S
@@ -212,7 +273,7 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
         for i, c in enumerate(client_ids):
             if c not in datasets:
                 continue
-            parsed, file_fields = _parse_dataset(datasets[c](), names[c, "dataset.json"], n_len, fields)
+            parsed, file_fields = _parse_dataset(datasets[c].read(), datasets[c].name, n_len, fields)
             fields = file_fields
             for d, per_field in parsed.items():
                 pmfs[i, d] = per_field
@@ -252,15 +313,75 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
 # --------------------------------------------------------------------------- sources
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One file of the pool: its name for messages, sizes, and how to open it."""
+
+    name: str
+    size: int  # declared (zip) or on-disk size, bytes
+    packed: int | None  # compressed size in the zip; None in a directory
+    open: Callable[[], IO[bytes]]
+    limit: int  # bound on the bytes this file may hold
+
+    def read(self) -> bytes:
+        """The file's bytes, reading at most one byte past ``limit`` (a declared size can lie)."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with self.open() as f:
+                # 1 MiB at a time: read(n) allocates n bytes up front, whatever the file holds
+                while size <= self.limit and (chunk := f.read(min(2**20, self.limit + 1 - size))):
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except _ZIP_ERRORS as e:
+            if self.packed is None:  # a plain file: its OSError already names it
+                raise
+            raise ValueError(f"{self.name}: corrupt zip member: {e}") from None
+        raw = b"".join(chunks)
+        if len(raw) > self.limit:
+            raise ValueError(f"{self.name}: more than {self.limit} bytes, the bound for this file")
+        return raw
+
+
+def _limit(fname: str) -> int:
+    return MAX_WINDOWS * MAX_LINE_BYTES if fname.endswith("trace.csv") else MAX_DATASET_BYTES
+
+
+def _check_sizes(pool: str, source: object, *groups: dict[int, _Member]) -> None:
+    """Refuse a pool whose declared sizes break a bound, before decompressing anything."""
+    n_clients = len(groups[0])
+    if n_clients > MAX_CLIENTS:
+        raise ValueError(f"{pool!r}: {n_clients} clients in {source}, more than MAX_CLIENTS={MAX_CLIENTS}")
+    total = 0
+    for members in groups:
+        for m in members.values():
+            if m.size > m.limit:
+                raise ValueError(f"{m.name}: {m.size} bytes uncompressed, more than the bound of {m.limit}")
+            if m.packed is not None and m.size > 2**20 and m.size > MAX_RATIO * max(m.packed, 1):
+                raise ValueError(
+                    f"{m.name}: compression ratio {m.size / max(m.packed, 1):.0f} "
+                    f"({m.packed} -> {m.size} bytes), more than MAX_RATIO={MAX_RATIO}"
+                )
+            total += m.size
+    if total > MAX_POOL_BYTES:
+        raise ValueError(
+            f"{pool!r}: {total} bytes of files in {source}, more than MAX_POOL_BYTES={MAX_POOL_BYTES}"
+        )
+
+
 @contextmanager
-def _pool_files(source: Path, pool: str) -> Iterator[dict[str, tuple[str, Callable[[], bytes]]]]:
-    """File name -> (name for messages, reader) of every file directly in the pool folder."""
+def _pool_files(source: Path, pool: str) -> Iterator[dict[str, _Member]]:
+    """File name -> member, for every file directly in the pool folder."""
     if pool.count("/") != 1 or ".." in pool:
         raise ValueError(f"pool must look like '<category>/<model>', got {pool!r}")
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise ValueError(f"{source}: not a zip file or directory")
-        with zipfile.ZipFile(source) as zf:
+        try:
+            zf = zipfile.ZipFile(source)
+        except _ZIP_ERRORS as e:
+            raise ValueError(f"{source}: corrupt zip file: {e}") from None
+        with zf:
             yield _zip_files(zf, source, pool)
         return
     if not source.is_dir():
@@ -268,7 +389,11 @@ def _pool_files(source: Path, pool: str) -> Iterator[dict[str, tuple[str, Callab
     for data in (source / "data", source / "ServeGen-main" / "data"):
         folder = data / pool
         if folder.is_dir():
-            yield {p.name: (str(p), p.read_bytes) for p in sorted(folder.iterdir()) if p.is_file()}
+            yield {
+                p.name: _Member(str(p), p.stat().st_size, None, lambda p=p: p.open("rb"), _limit(p.name))
+                for p in sorted(folder.iterdir())
+                if p.is_file()
+            }
             return
     found = [
         p.relative_to(data).as_posix()
@@ -280,17 +405,26 @@ def _pool_files(source: Path, pool: str) -> Iterator[dict[str, tuple[str, Callab
     raise ValueError(f"{source}: pool {pool!r} not found; pools present: {sorted(found)}")
 
 
-def _zip_files(zf: zipfile.ZipFile, path: Path, pool: str) -> dict[str, tuple[str, Callable[[], bytes]]]:
+def _zip_files(zf: zipfile.ZipFile, path: Path, pool: str) -> dict[str, _Member]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ValueError(f"{path}: {len(infos)} zip members, more than MAX_MEMBERS={MAX_MEMBERS}")
     # A member is ".../data/<pool>/<file>" with any (or no) leading folder.
     pattern = re.compile(rf"(?:(.*)/)?data/{re.escape(pool)}/([^/]+)")
-    out: dict[str, tuple[str, Callable[[], bytes]]] = {}
+    out: dict[str, _Member] = {}
     roots = set()
-    for info in zf.infolist():
+    for info in infos:
         m = pattern.fullmatch(info.filename)
         if m is None or info.is_dir():
             continue
         roots.add(m.group(1))
-        out[m.group(2)] = (f"{path}:{info.filename}", lambda info=info: zf.read(info))
+        out[m.group(2)] = _Member(
+            f"{path}:{info.filename}",
+            info.file_size,
+            info.compress_size,
+            lambda info=info: zf.open(info),
+            _limit(m.group(2)),
+        )
     if len(roots) > 1:
         raise ValueError(f"{path}: pool {pool!r} found under several roots {sorted(map(str, roots))}")
     if not out:
@@ -311,10 +445,15 @@ def _parse_trace(raw: bytes, name: str) -> tuple[np.ndarray, ...]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{name}: not UTF-8 text: {e}") from None
-    lines = text.splitlines()
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{name}, line {line}: not UTF-8 text: {e}") from None
+    lines = text.split("\n")  # not splitlines(): line numbers must be an editor's (no \f, \x1c, ...)
     while lines and not lines[-1].strip():  # a trailing newline is not a row
         lines.pop()
+    if len(lines) > MAX_WINDOWS:
+        raise ValueError(
+            f"{name}: {len(lines)} lines, more than MAX_WINDOWS={MAX_WINDOWS} (14 days of 600 s windows)"
+        )
     if not lines:
         raise ValueError(f"{name}: empty trace file")
     rows = [ln.split(",") for ln in lines]
