@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo
 
 __all__ = ["FloatArray", "Frozen", "as_1d_float", "parse_model", "registered_kinds"]
 
@@ -16,17 +16,32 @@ _REGISTRY: dict[str, type] = {}
 
 def as_1d_float(value: Any, name: str = "array") -> np.ndarray:
     """A read-only 1-D float64 copy of ``value`` (lists, tuples, arrays)."""
-    arr = np.array(value, dtype=np.float64, copy=True)
+    try:
+        arr = np.array(value, dtype=np.float64, copy=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a sequence of numbers, got {value!r}") from None
     if arr.ndim != 1:
         raise ValueError(f"`{name}` must be one-dimensional, got shape {arr.shape}")
     arr.setflags(write=False)
     return arr
 
 
-def _to_array(value: Any) -> np.ndarray:
+def _to_array(value: Any, info: ValidationInfo) -> np.ndarray:
+    # Every array field of a model holds finite numbers (times, weights, probabilities):
+    # NaN passes every comparison-based check after it, so it is refused here, once.
+    owner, name = (info.config or {}).get("title", "model"), info.field_name or "array"
     if isinstance(value, np.ndarray) and value.dtype == np.float64 and not value.flags.writeable:
-        return value
-    return as_1d_float(value)
+        arr = value
+    else:
+        try:
+            arr = as_1d_float(value, name)
+        except ValueError as e:
+            raise ValueError(f"{owner}: {e}") from None
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{owner}: `{name}` must hold finite numbers, got {arr[i].item()!r} at index {i}")
+    return arr
 
 
 #: A 1-D float64 numpy array field: validated from any sequence, dumped as a JSON list.

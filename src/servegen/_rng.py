@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SeedLike", "key_hash", "root_seed", "stream"]
+__all__ = ["SeedLike", "generator", "key_hash", "root_seed", "stream"]
 
 SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
@@ -40,10 +40,27 @@ def root_seed(rng: SeedLike) -> np.random.SeedSequence:
     if rng is None:
         return np.random.SeedSequence()
     if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
-        raise TypeError(f"rng must be None, an int, a numpy SeedSequence or Generator, got {rng!r}")
+        raise TypeError(
+            f"rng must be None, an int >= 0, a numpy SeedSequence or Generator, got {rng!r}"
+            f" ({type(rng).__name__})"
+        )
     if rng < 0:
         raise ValueError(f"rng: a seed must be >= 0, got {rng!r}")
     return np.random.SeedSequence(int(rng))
+
+
+def generator(rng: SeedLike) -> np.random.Generator:
+    """A ``Generator`` from what a user passes as ``rng``, checked like :func:`root_seed`.
+
+    A ``Generator`` is used as is; otherwise the stream is ``numpy.random.default_rng``'s
+    for the same seed (so results do not change), but a bad ``rng`` is reported by name.
+
+    >>> generator(7).integers(100) == np.random.default_rng(7).integers(100)
+    np.True_
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.Generator(np.random.PCG64(root_seed(rng)))
 
 
 def key_hash(key: Hashable) -> int:

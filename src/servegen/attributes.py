@@ -35,12 +35,19 @@ from ._base import Frozen
 from .distributions import Constant, Distribution, Empirical, Zipf, _as_distribution
 from .piecewise import Piecewise
 
-__all__ = ["MODALITIES", "Modality", "Multimodal", "RankCorrelation", "Reasoning"]
+__all__ = ["MAX_ITEMS", "MODALITIES", "Modality", "Multimodal", "RankCorrelation", "Reasoning"]
 
 MODALITIES = ("image", "audio", "video")
+#: Most items of one modality in a request. Every token draw is at most 2**53, so with
+#: at most 256 items per modality a request's ``input_tokens_total`` (text + 3 * 256
+#: items) stays below 769 * 2**53 < 2**63 and can never wrap around in int64. (The
+#: release's multimodal pool has at most 49 images per request.)
+MAX_ITEMS = 256
 
 
-def _value_field(v: Any, owner: str, name: str, *, low: float = 0.0, high: float = np.inf) -> Any:
+def _value_field(
+    v: Any, owner: str, name: str, *, low: float = 0.0, high: float = np.inf, why: str = ""
+) -> Any:
     v = _as_distribution(v)
     models = v.models if isinstance(v, Piecewise) else [v]
     if isinstance(v, Piecewise) and v.is_arrival:
@@ -53,7 +60,7 @@ def _value_field(v: Any, owner: str, name: str, *, low: float = 0.0, high: float
         lo, hi = m.support
         if lo < low or hi > high:
             raise ValueError(
-                f"{owner}: `{name}` must lie in [{low:g}, {high:g}], but {m!r} spans [{lo!r}, {hi!r}]"
+                f"{owner}: `{name}` must lie in [{low:g}, {high:g}]{why}, but {m!r} spans [{lo!r}, {hi!r}]"
             )
     return v
 
@@ -62,6 +69,8 @@ class Modality(Frozen):
     """Items of one modality: ``count`` items per request, each of ``tokens`` tokens.
 
     Both are value models (or ``Piecewise`` of them); draws are rounded to integers.
+    ``count`` must be bounded by ``MAX_ITEMS`` (256; wrap an unbounded law in
+    ``Clipped(..., high=...)``) so that token totals cannot overflow.
 
     >>> Modality(count=1, tokens=sg.Empirical(values=[256, 1196], probs=[.4, .6])).count
     Constant(value=1.0)
@@ -71,10 +80,16 @@ class Modality(Frozen):
     count: Any
     tokens: Any
 
-    @field_validator("count", "tokens", mode="before")
+    @field_validator("count", mode="before")
     @classmethod
-    def _coerce(cls, v: Any, info: Any) -> Any:
-        return _value_field(v, "Modality", info.field_name)
+    def _coerce_count(cls, v: Any) -> Any:
+        why = " (at most MAX_ITEMS items per request, so that token totals fit in int64)"
+        return _value_field(v, "Modality", "count", high=MAX_ITEMS, why=why)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _coerce_tokens(cls, v: Any) -> Any:
+        return _value_field(v, "Modality", "tokens")
 
 
 class Multimodal(Frozen):

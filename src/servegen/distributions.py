@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import ConfigDict, Field, model_validator
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from scipy.optimize import elementwise
 
+from ._alias import alias_draw, alias_table
 from ._base import FloatArray, Frozen, parse_model
 
 __all__ = [
@@ -66,6 +67,28 @@ class Distribution(Frozen):
     def mean(self) -> float:  # pragma: no cover
         """The expected value (``inf`` when it does not exist)."""
         raise NotImplementedError
+
+    def partial_mean(self, x: float) -> float:
+        """The partial expectation ``E[X; X <= x]`` (``mean()`` from the top of the support).
+
+        Exact (closed form) for the built-in laws. Every model's support is bounded
+        below, so for a model without a closed form this integrates its quantile
+        function, which is bounded on ``[0, cdf(x)]``: ``E[X; X <= x] = ∫ ppf(q) dq``.
+
+        >>> Exponential(mean=1).partial_mean(np.inf), Uniform(low=0, high=4).partial_mean(2)
+        (1.0, 0.5)
+        """
+        lo, hi = self.support
+        if x >= hi:
+            return float(self.mean())
+        if x < lo:
+            return 0.0
+        return float(self._partial(float(x)))
+
+    def _partial(self, x: float) -> float:
+        """``E[X; X <= x]`` for ``x`` inside the support (``lo <= x < hi``)."""
+        val, _ = integrate.quad(lambda q: float(self.ppf(q)), 0, float(self.cdf(x)), limit=200)
+        return float(val)
 
     @property
     def support(self) -> tuple[float, float]:  # pragma: no cover
@@ -149,6 +172,9 @@ class Uniform(_Scipy):
     def ppf(self, q: ArrayLike) -> Float64:
         return self.low + np.asarray(q, dtype=np.float64) * (self.high - self.low)
 
+    def _partial(self, x: float) -> float:
+        return (x - self.low) * (x + self.low) / (2 * (self.high - self.low))
+
     @property
     def support(self) -> tuple[float, float]:
         return self.low, self.high
@@ -176,6 +202,10 @@ class Exponential(_Scipy):
     def mean(self) -> float:
         return self.mean_
 
+    def _partial(self, x: float) -> float:
+        u = x / self.mean_
+        return self.mean_ * (-np.expm1(-u) - u * np.exp(-u))
+
 
 class LogNormal(_Scipy):
     """Log-normal: ``exp(N(mu, sigma**2))``; ``mu`` and ``sigma`` (> 0) of the underlying normal.
@@ -194,6 +224,12 @@ class LogNormal(_Scipy):
 
     def sample(self, n: int, *, rng: np.random.Generator) -> Float64:
         return rng.lognormal(self.mu, self.sigma, size=n)
+
+    def _partial(self, x: float) -> float:
+        if x <= 0:
+            return 0.0
+        s = self.sigma
+        return float(np.exp(self.mu + s * s / 2) * special.ndtr((np.log(x) - self.mu - s * s) / s))
 
 
 class Pareto(_Scipy):
@@ -214,6 +250,11 @@ class Pareto(_Scipy):
     def sample(self, n: int, *, rng: np.random.Generator) -> Float64:
         # numpy's pareto is the Lomax (type II) law; shifting by one gives type I.
         return self.xmin * (1.0 + rng.pareto(self.alpha, size=n))
+
+    def _partial(self, x: float) -> float:
+        # alpha xmin / (alpha - 1) * (1 - (xmin / x) ** (alpha - 1)); xmin log(x / xmin) at 1
+        a, log_r = self.alpha, np.log(self.xmin / x)
+        return float(a * self.xmin * (-log_r if a == 1 else -np.expm1((a - 1) * log_r) / (a - 1)))
 
 
 class Empirical(Distribution):
@@ -301,6 +342,10 @@ class Empirical(Distribution):
     def mean(self) -> float:
         return float(self.values @ self.probs / self.probs.sum())
 
+    def _partial(self, x: float) -> float:
+        k = int(np.searchsorted(self.values, x, side="right"))
+        return float(self.values[:k] @ self.probs[:k] / self.probs.sum())
+
     @property
     def support(self) -> tuple[float, float]:
         return float(self.values[0]), float(self.values[-1])
@@ -339,54 +384,12 @@ class Zipf(Distribution):
     def mean(self) -> float:
         return self._emp.mean()
 
+    def _partial(self, x: float) -> float:
+        return self._emp.partial_mean(x)
+
     @property
     def support(self) -> tuple[float, float]:
         return 1.0, float(self.n)
-
-
-def alias_table(p: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """Walker's alias table of ``p``: keep probabilities ``thr`` and ``alias`` indices.
-
-    Vectorized Vose construction. Smalls (``n p < 1``) and larges are each taken in
-    index order; a large serves smalls until its surplus is spent, then becomes a small
-    served by the next large. With D the cumulative deficits of the smalls and E the
-    cumulative surpluses of the larges, small k is served by the first large with
-    ``E >= D[k-1]`` and large m is spent at the first small with ``D > E[m]`` — two
-    ``searchsorted`` calls instead of the usual per-entry loop (scipy's
-    ``DiscreteAliasUrn`` builds one too, but its sampler holds the GIL and is 2x slower).
-
-    >>> thr, alias = alias_table(np.array([0.5, 0.25, 0.25]))
-    >>> thr.tolist(), alias.tolist()
-    ([1.0, 0.75, 0.75], [0, 0, 0])
-    """
-    n = p.size
-    q = p * (n / p.sum())
-    thr = np.ones(n)
-    alias = np.arange(n)
-    small, large = np.flatnonzero(q < 1), np.flatnonzero(q >= 1)
-    if small.size == 0 or large.size == 0:
-        return thr, alias
-    deficit = np.cumsum(1 - q[small])
-    surplus = np.cumsum(q[large] - 1)
-    b = large.size
-    server = np.minimum(np.searchsorted(surplus, np.r_[0.0, deficit[:-1]], side="left"), b - 1)
-    thr[small] = q[small]
-    alias[small] = large[server]
-    spent_at = np.searchsorted(deficit, surplus, side="right")
-    spent = np.flatnonzero((spent_at < small.size) & (np.arange(b) < b - 1))
-    thr[large[spent]] = 1 - (deficit[spent_at[spent]] - surplus[spent])
-    alias[large[spent]] = large[spent + 1]
-    return np.clip(thr, 0.0, 1.0), alias
-
-
-def alias_draw(
-    thr32: NDArray[np.uint64], alias: NDArray[np.intp], n: int, rng: np.random.Generator
-) -> NDArray[np.intp]:
-    """``n`` indices from an alias table, one 64-bit word each (GIL-free numpy ops)."""
-    r = rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
-    k = ((r >> np.uint64(32)) * np.uint64(thr32.size)) >> np.uint64(32)  # uniform column
-    i = k.astype(np.intp)
-    return np.where((r & np.uint64(0xFFFFFFFF)) < thr32[i], i, alias[i])
 
 
 def _as_distribution(value: Any) -> Any:
@@ -458,7 +461,12 @@ class Mixture(Distribution):
         return _invert_cdf(self, q)
 
     def mean(self) -> float:
-        return float(sum(w * c.mean() for w, c in zip(self.weights, self.components, strict=True)))
+        return self.partial_mean(np.inf)
+
+    def partial_mean(self, x: float) -> float:
+        # a zero-weight component adds nothing, even with an infinite mean (0 * inf is nan)
+        pairs = zip(self.weights, self.components, strict=True)
+        return float(sum(w * c.partial_mean(x) for w, c in pairs if w > 0))
 
     @property
     def support(self) -> tuple[float, float]:
@@ -514,12 +522,21 @@ class Clipped(Distribution):
         return np.clip(self.dist.ppf(q), self._lo, self._hi)
 
     def mean(self) -> float:
-        inner_lo, inner_hi = self.dist.support
-        if self._lo <= inner_lo and self._hi >= inner_hi:
-            return self.dist.mean()
-        # E[clip(X)] = integral of the clipped quantile function over (0, 1).
-        val, _ = integrate.quad(lambda q: float(self.ppf(q)), 0, 1, limit=200)
-        return float(val)
+        return self.partial_mean(np.inf)
+
+    def partial_mean(self, x: float) -> float:
+        # Y = clip(X, lo, hi) = lo on X <= lo, X on lo < X <= hi, hi on X > hi, so
+        # E[Y; Y <= x] = lo P(X <= lo) + E[X; lo < X <= min(x, hi)] + hi P(X > hi) [x >= hi]
+        # (exact from the inner model's cdf and partial means; inf when X's tail is).
+        lo, hi, d = self._lo, self._hi, self.dist
+        if x < lo:
+            return 0.0
+        out = d.partial_mean(min(x, hi))
+        if np.isfinite(lo):
+            out += lo * float(d.cdf(lo)) - d.partial_mean(lo)
+        if x >= hi and np.isfinite(hi):
+            out += hi * (1.0 - float(d.cdf(hi)))
+        return float(out)
 
     @property
     def support(self) -> tuple[float, float]:

@@ -63,6 +63,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special, stats
 
+from ._rng import generator
 from .arrivals import ArrivalSchedule, weibull_shape
 from .client import Client
 from .distributions import Clipped, Empirical, Exponential, LogNormal, Mixture, Pareto
@@ -132,7 +133,7 @@ def _check_count(value: Any, name: str, low: int) -> int:
 
 def _prepare(trace: Any, client: str | None, by: Any, dequantize: bool | None, rng: Any) -> Trace:
     tr = as_trace(trace, client=client, by=by)
-    tr.dequantize(dequantize, np.random.default_rng(rng))
+    tr.dequantize(dequantize, generator(rng))
     if tr.codes is None:
         tr.codes = np.zeros(len(tr), dtype=np.intp)
         tr.keys = [0]
@@ -904,7 +905,7 @@ def fit_lengths(
         raise ValueError(f"fit_lengths: need at least 2 values, got {x.size}")
     if not np.isfinite(x).all() or (x < 0).any():
         raise ValueError("fit_lengths: `values` must be finite and >= 0")
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     xl = np.maximum(x, 0.5)
     fits: dict[str, tuple[Any, float, dict[str, float]]] = {}
     for law in laws_t:
@@ -1104,7 +1105,7 @@ def fit(
     laws_t = _check_laws(laws, SCHEDULE_FIT_LAWS, "laws")
     _check_choice(criterion, "criterion", ("aic", "bic"))
     min_requests = _check_count(min_requests, "min_requests", 2)
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     tr = _prepare(trace, client, by, dequantize, gen)
     assert tr.codes is not None
     refine = rw is not None and rw < w

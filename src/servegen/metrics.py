@@ -35,6 +35,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from servegen._rng import generator
 from servegen.cache import lru_hit_rate, prefix_hit_rate
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
@@ -696,7 +697,7 @@ def compare(
     (True, True)
     """
     w = _check_bin(window, "window")
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     ta = as_trace(a, client="client" if _has_client(a) else None, name="a")
     tb = as_trace(b, client="client" if _has_client(b) else None, name="b")
     raw = (iat_cv(ta.timestamp), iat_cv(tb.timestamp))

@@ -54,6 +54,16 @@ _LAW_NAMES = {1: "gamma", 2: "weibull"}
 DAY = 86400.0
 
 
+def _check_bounds(what: str, lo: Any, hi: Any) -> None:
+    """``min_<what>``/``max_<what>`` of :meth:`Pool.filter`: numbers (inf allowed), not NaN, min <= max."""
+    for name, v in ((f"min_{what}", lo), (f"max_{what}", hi)):
+        ok = v is None or (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool))
+        if not ok or (v is not None and math.isnan(v)):
+            raise ValueError(f"Pool.filter: `{name}` must be a number (not NaN) or None, got {v!r}")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"Pool.filter: `min_{what}` must be <= `max_{what}`, got {lo!r} > {hi!r}")
+
+
 def list_pools() -> pd.DataFrame:
     """The shipped pools: name, clients, span, fields, imputed clients.
 
@@ -210,6 +220,16 @@ class Pool:
         length (p100) and membership in ``clients``. ``condition`` receives the
         :meth:`summary` frame (all windows) and returns a boolean Series/array.
         """
+        bounds = {
+            "rate": (min_rate, max_rate),
+            "cv": (min_cv, max_cv),
+            "mean_input": (min_mean_input, max_mean_input),
+            "mean_output": (min_mean_output, max_mean_output),
+            "input": (None, max_input),
+            "output": (None, max_output),
+        }
+        for what, pair in bounds.items():
+            _check_bounds(what, *pair)
         s = self._frame(active_only=False)
         keep = np.ones(len(s), dtype=bool)
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ._rng import generator
 from .arrivals import Gamma, Poisson
 from .client import Client
 from .distributions import Constant, Empirical
@@ -99,6 +100,7 @@ def fit_sessions(
     and ``hash_ids`` (lists of block ids of ``block_size`` tokens), or explicit
     ``parent`` row indices. ``rng`` seeds the de-quantization jitter only.
     """
+    gen = generator(rng)  # checked up front, though only a quantized clock uses it
     for col in ("timestamp", "input_tokens", "output_tokens"):
         if col not in trace.columns:
             raise ValueError(f"fit_sessions: the trace has no {col!r} column")
@@ -161,7 +163,7 @@ def fit_sessions(
     span = float(ts.max() - ts.min()) or 1.0
     clock = clock_resolution(ts)
     if clock.quantized:  # spread requests sharing a clock tick over the tick (as fit does)
-        starts = np.sort(dequantize(starts, clock.resolution, rng=np.random.default_rng(rng)))
+        starts = np.sort(dequantize(starts, clock.resolution, rng=gen))
     gaps = np.diff(starts)
     cv = float(gaps.std() / gaps.mean()) if gaps.size > 2 and gaps.mean() > 0 else 1.0
     rate = starts.size / span

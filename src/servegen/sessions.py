@@ -44,7 +44,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ._base import Frozen
 from .attributes import _value_field
-from .distributions import Distribution
+from .distributions import Constant, Distribution, Empirical, Zipf
 from .requests import Ragged
 
 __all__ = ["Session", "SharedPrefix"]
@@ -97,14 +97,31 @@ class Session(Frozen):
         return self
 
     def mean_turns(self) -> float:
-        """Expected requests per session (after rounding draws to integers)."""
-        lo, hi = self.turns.support
-        if np.isfinite(hi) and hi - lo <= 10_000 and float(lo).is_integer() and float(hi).is_integer():
-            k = np.arange(lo, hi + 1)
-            probs = np.diff(self.turns.cdf(np.r_[k - 0.5, hi + 0.5]))
-            if probs.sum() > 0.999:
-                return float(k @ probs / probs.sum())
-        return float(max(1.0, self.turns.mean()))
+        """Expected requests per session, ``E[rint(turns)]`` (draws are rounded), or ``inf``.
+
+        Exact for point masses (``Empirical``, ``Zipf``, ``Constant``: numpy's round half
+        to even included). Otherwise the sum over ``k`` of ``k P(k - 1/2 < X <= k + 1/2)``
+        up to ``K`` = the top of the support or 100,000 turns past its bottom, plus the
+        tail ``E[X; X > K + 1/2]`` (off by at most half of ``P(X > K + 1/2)``).
+
+        >>> half = Empirical(values=[1.5, 2.5], probs=[0.5, 0.5])  # both round to 2
+        >>> Session(turns=half, think_time=1, new_tokens=1).mean_turns()
+        2.0
+        """
+        t = self.turns
+        if isinstance(t, Constant):
+            return float(np.rint(t.value))
+        if isinstance(t, Empirical):
+            return float(np.rint(t.values) @ t.probs / t.probs.sum())
+        if isinstance(t, Zipf):  # whole ranks: rounding changes nothing
+            return t.mean()
+        mean = t.mean()
+        if not np.isfinite(mean):
+            return float("inf")
+        lo, hi = t.support
+        k = np.arange(np.floor(lo), min(np.ceil(hi), np.floor(lo) + 100_000) + 1)
+        head = float(k @ np.diff(t.cdf(np.r_[k - 0.5, k[-1] + 0.5])))
+        return head + (mean - t.partial_mean(k[-1] + 0.5))
 
 
 class SharedPrefix(Frozen):
