@@ -98,6 +98,11 @@ def read_release(source: Any, pool: str, *, laws: Literal["recorded", "fitted"] 
 
     Use it with the complete release to get every client's own lengths instead of the
     imputed ones, or to check the shipped profiles.
+
+    The source is read as untrusted input: file sizes, line counts, compression ratios
+    and member counts are checked against the release format's bounds before anything is
+    decompressed, and a malformed or corrupt file raises ``ValueError`` naming the file
+    (and the line or window), never another exception.
     """
     from ._profiles import profile_from_release
 
