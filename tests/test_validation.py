@@ -346,3 +346,57 @@ ENTRIES = [
 def test_rng_is_checked_by_every_entry(entry, call, bad, exc, message):
     with pytest.raises(exc, match=message):
         call(bad)
+
+
+# --------------------------------------------------------------------------- messages of nested specs
+
+NESTED = [
+    # pydantic re-titled the inner error with the outer model: "validation error for Mixture / sigma"
+    (
+        lambda: sg.parse_model(
+            {"kind": "mixture", "components": [{"kind": "lognormal", "mu": 1, "sigma": 0}], "weights": [1]}
+        ),
+        r"LogNormal: `sigma` input should be greater than 0, got 0",
+    ),
+    (
+        lambda: sg.Mixture(components=[{"kind": "lognormal", "mu": 1, "sigma": 0}], weights=[1]),
+        r"LogNormal: `sigma` input should be greater than 0, got 0",
+    ),
+    (
+        lambda: sg.parse_model(
+            {
+                "kind": "client",
+                "arrival": {"kind": "gamma", "rate": 1, "cv": math.nan},
+                "input_tokens": 1,
+                "output_tokens": 1,
+            }
+        ),
+        r"Client: `arrival`: Gamma: `cv` input should be a finite number, got nan",
+    ),
+    (
+        lambda: sg.Client(
+            arrival=sg.Poisson(rate=1),
+            input_tokens={"kind": "pareto", "alpha": -1, "xmin": 1},
+            output_tokens=1,
+        ),
+        r"Pareto: `alpha` input should be greater than 0, got -1",
+    ),
+    (
+        lambda: sg.parse_model({"kind": "gamma", "rate": 1, "cv": 2, "extra": 1}),
+        r"Gamma: `extra` extra inputs are not permitted, got 1",
+    ),
+    (
+        lambda: sg.parse_model({"kind": "mixture", "components": [1], "weights": [math.nan]}),
+        r"^Mixture: `weights` must hold finite numbers, got nan at index 0$",
+    ),
+    (
+        lambda: sg.Piecewise([0, 10], [1, {"kind": "uniform", "low": 3, "high": 1}]),
+        r"Uniform: `low` must be <= `high`, got low=3\.0, high=1\.0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("thunk", "message"), NESTED)
+def test_nested_spec_errors_name_the_inner_model(thunk, message):
+    with pytest.raises(ValueError, match=message):
+        thunk()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, ValidationInfo
 
-__all__ = ["FloatArray", "Frozen", "as_1d_float", "parse_model", "registered_kinds"]
+__all__ = ["FloatArray", "Frozen", "as_1d_float", "describe_error", "parse_model", "registered_kinds"]
 
 #: kind -> class, filled as the model classes are defined; read by ``parse_model``.
 _REGISTRY: dict[str, type] = {}
@@ -124,4 +124,31 @@ def parse_model(data: Any) -> Any:
     kind = data.get("kind")
     if kind not in _REGISTRY:
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(registered_kinds())}")
-    return _REGISTRY[kind].model_validate(data)
+    try:
+        return _REGISTRY[kind].model_validate(data)
+    except ValidationError as e:
+        # Raised inside an enclosing model's validator, pydantic's own text would be
+        # re-titled with the *enclosing* model ("validation error for Mixture / sigma"),
+        # losing which model the field belongs to: name it here, in the project's form.
+        raise ValueError(describe_error(e)) from None
+
+
+def describe_error(e: ValidationError) -> str:
+    """One line per error of ``e``: ``Model: `field` rule, got value``.
+
+    >>> try:
+    ...     parse_model({"kind": "lognormal", "mu": 1, "sigma": 0})
+    ... except ValueError as e:
+    ...     print(e)
+    LogNormal: `sigma` input should be greater than 0, got 0
+    """
+    lines = []
+    for err in e.errors(include_url=False):
+        loc = ".".join(map(str, err["loc"]))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "value_error":  # our own validators' text already names it all
+            lines.append(f"{e.title}: `{loc}`: {msg}" if loc and not msg.startswith(f"{e.title}:") else msg)
+        else:
+            rule = msg[:1].lower() + msg[1:]
+            lines.append(f"{e.title}: `{loc}` {rule}, got {err['input']!r}")
+    return "; ".join(lines)
