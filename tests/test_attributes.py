@@ -182,7 +182,7 @@ BAD = [
     (
         lambda: sg.Modality(count=sg.Uniform(low=-1, high=1), tokens=1),
         ValueError,
-        r"`count` must lie in \[0, inf\]",
+        r"`count` must lie in \[0, 256\]",
     ),
     (lambda: sg.RankCorrelation(), ValueError, "at least one target"),
     (lambda: sg.RankCorrelation(input_output=1.5), ValueError, "input_output"),
