@@ -159,6 +159,12 @@ def test_window_counts_disagree_names_the_file(tmp_path):
         sg.read_release(_zip(tmp_path / "r.zip", members), POOL)
 
 
+def test_deeply_nested_json_is_a_value_error(tmp_path):
+    members = _members() | {"chunk-1-dataset.json": b"[" * 100_000}  # RecursionError before
+    with pytest.raises(ValueError, match=r"chunk-1-dataset\.json: not valid dataset JSON: nested too deeply"):
+        sg.read_release(_zip(tmp_path / "r.zip", members), POOL)
+
+
 def test_non_utf8_trace_names_the_line(tmp_path):
     rows = _trace(0.5).split(b"\n")
     rows[3] = b"1800,0.5,1.4,Gamma,\xff,4.0"

@@ -521,6 +521,8 @@ def _parse_dataset(
         doc = json.loads(raw)
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"{name}: not valid JSON: {e}") from None
+    except RecursionError:  # e.g. "[[[[...": the format nests two objects deep
+        raise ValueError(f"{name}: not valid dataset JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{name}: top level must be an object {{window_start_s: {{...}}}}")
     out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
