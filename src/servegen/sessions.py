@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -100,14 +101,19 @@ class Session(Frozen):
         """Expected requests per session, ``E[rint(turns)]`` (draws are rounded), or ``inf``.
 
         Exact for point masses (``Empirical``, ``Zipf``, ``Constant``: numpy's round half
-        to even included). Otherwise the sum over ``k`` of ``k P(k - 1/2 < X <= k + 1/2)``
-        up to ``K`` = the top of the support or 100,000 turns past its bottom, plus the
-        tail ``E[X; X > K + 1/2]`` (off by at most half of ``P(X > K + 1/2)``).
+        to even included). Otherwise (exact for continuous laws) the sum over ``k`` of
+        ``k P(k - 1/2 < X <= k + 1/2)`` up to ``K`` = the top of the support or 100,000
+        turns past its bottom, plus the tail ``E[X; X > K + 1/2]`` (off by at most half of
+        ``P(X > K + 1/2)``). Computed once per session model.
 
         >>> half = Empirical(values=[1.5, 2.5], probs=[0.5, 0.5])  # both round to 2
         >>> Session(turns=half, think_time=1, new_tokens=1).mean_turns()
         2.0
         """
+        return self._mean_turns
+
+    @cached_property
+    def _mean_turns(self) -> float:
         t = self.turns
         if isinstance(t, Constant):
             return float(np.rint(t.value))
