@@ -159,6 +159,15 @@ def test_window_counts_disagree_names_the_file(tmp_path):
         sg.read_release(_zip(tmp_path / "r.zip", members), POOL)
 
 
+@pytest.mark.parametrize(
+    ("source", "pool", "message"),
+    [(5, POOL, r"`source` must be a path .*got 5"), ("x.zip", 5, r"`pool` must be a str .*got 5")],
+)
+def test_argument_types(source, pool, message):
+    with pytest.raises(TypeError, match=message):  # TypeError/AttributeError without the name before
+        sg.read_release(source, pool)
+
+
 def test_deeply_nested_json_is_a_value_error(tmp_path):
     members = _members() | {"chunk-1-dataset.json": b"[" * 100_000}  # RecursionError before
     with pytest.raises(ValueError, match=r"chunk-1-dataset\.json: not valid dataset JSON: nested too deeply"):

@@ -59,6 +59,7 @@ compression, encryption) is reported as a ``ValueError`` naming the zip and memb
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import zipfile
@@ -234,6 +235,12 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
         If the source or pool is not found, or any file breaks a rule of this module
         (the message names the file, line or window and field, value and rule).
     """
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"`source` must be a path (str or Path) to a release zip or directory, got {source!r}"
+        )
+    if not isinstance(pool, str):
+        raise TypeError(f"`pool` must be a str like 'language/m-large', got {pool!r}")
     with _pool_files(Path(source), pool) as files:
         traces: dict[int, _Member] = {}
         datasets: dict[int, _Member] = {}
