@@ -284,6 +284,13 @@ def test_largest_multimodal_request_does_not_wrap():
     assert (r["input_tokens_total"] == (3 * MAX_ITEMS + 1) * 2**53).all()
 
 
+def test_zipf_table_size_is_bounded():
+    with pytest.raises(
+        ValueError, match=r"Zipf[\s\S]*n[\s\S]*less than or equal to 16777216[\s\S]*10000000000"
+    ):
+        sg.Zipf(s=1.0, n=10**10)  # accepted before; its first sample tried to allocate 80 GB
+
+
 POOL_FILTERS = [
     ({"min_rate": 5, "max_rate": 1}, r"`min_rate` must be <= `max_rate`, got 5 > 1"),
     ({"min_cv": math.nan}, r"`min_cv` must be a number \(not NaN\) or None, got nan"),

@@ -354,13 +354,16 @@ class Empirical(Distribution):
 class Zipf(Distribution):
     """Bounded Zipf over ranks ``1..n``: ``P(k) ∝ k ** -s``.
 
+    ``n`` is at most 2**24 ranks: sampling keeps a table of ``n`` entries (a spec asking
+    for 10**12 ranks would otherwise try to allocate terabytes).
+
     >>> Zipf(s=1.0, n=3).probs.round(3).tolist()
     [0.545, 0.273, 0.182]
     """
 
     kind: Literal["zipf"] = "zipf"
     s: float = Field(ge=0)
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=2**24)
 
     @cached_property
     def _emp(self) -> Empirical:
