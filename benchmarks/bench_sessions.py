@@ -1,4 +1,6 @@
-"""Sessions and block hashes at scale: ~1e6 multi-turn requests with 512-token hash ids.
+"""Sessions and block hashes at scale: ~1e6 multi-turn requests with 512-token hash ids,
+and the cost of the warm start (sessions in progress at t = 0) on a short run, where the
+burn-in it draws is largest relative to the run.
 
 Run: python benchmarks/bench_sessions.py
 """
@@ -38,6 +40,12 @@ def main() -> None:
     t0 = time.perf_counter()
     hit = prefix_hit_rate(reqs)
     print(f"infinite-cache prefix hit rate {hit:.3f} computed in {time.perf_counter() - t0:.2f} s")
+    for warm in (True, False):
+        c = chat.model_copy(update={"session": chat.session.model_copy(update={"warm_start": warm})})
+        t0 = time.perf_counter()
+        r = sg.Workload({"chat": c}, block_size=512).sample(300, rng=2)
+        dt = time.perf_counter() - t0
+        print(f"5 min, warm_start={warm}: {len(r):,} requests in {dt:.2f} s")
 
 
 if __name__ == "__main__":

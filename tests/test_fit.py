@@ -43,7 +43,8 @@ def synthetic_mooncake(shared_data: Path) -> pd.DataFrame:
 def test_mooncake_conversation_round_trip(conversation):
     trace = conversation
     assert len(trace) == 12_031
-    wl = fit(trace, window=600)
+    # every request as an arrival (the default models the conversations: test_warm_start.py)
+    wl = fit(trace, window=600, sessions=False)
     # the 3 s batch clock is found and undone, and the fit says so
     q = wl.info["quantization"]
     assert q["quantized"] and q["source"] == "batch"
@@ -71,7 +72,7 @@ def test_mooncake_conversation_round_trip(conversation):
 
 
 def test_mooncake_conversation_without_rate_refinement_is_one_piece_per_window(conversation):
-    wl = fit(conversation, window=600, rate_window=None)
+    wl = fit(conversation, window=600, rate_window=None, sessions=False)
     a = wl.clients[0].arrival
     assert isinstance(a, sg.ArrivalSchedule)
     assert a.times.tolist() == [0, 600, 1200, 1800, 2400, 3000]

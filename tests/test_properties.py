@@ -22,7 +22,20 @@ lengths = st.one_of(
     st.builds(sg.LogNormal, mu=st.floats(0.0, 9.0), sigma=st.floats(0.1, 2.0)),
     st.integers(0, 10_000),
 )
-clients = st.builds(sg.Client, arrival=arrivals, input_tokens=lengths, output_tokens=lengths)
+# conversations, warm-started (the default) or not: turns cross windows and chunks
+sessions = st.one_of(
+    st.none(),
+    st.builds(
+        sg.Session,
+        turns=st.integers(1, 4),
+        think_time=st.builds(sg.Exponential, mean=st.floats(1.0, 60.0)),
+        new_tokens=st.integers(0, 500),
+        warm_start=st.booleans(),
+    ),
+)
+clients = st.builds(
+    sg.Client, arrival=arrivals, input_tokens=lengths, output_tokens=lengths, session=sessions
+)
 
 
 @settings(max_examples=25, deadline=None)

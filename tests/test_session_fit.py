@@ -86,11 +86,15 @@ def test_fit_with_sessions_option(shared_data):
     wl = sg.fit(trace, sessions=True)
     assert wl.block_size == 512 and wl.info["sessions"]
     synthetic = wl.sample(float(trace.timestamp.max()), rng=1)
-    assert prefix_hit_rate(synthetic) == pytest.approx(prefix_hit_rate(trace), abs=0.05)
+    # warm-started, the regenerated hour is in its stationary state: 0.395-0.43 over seeds
+    # against the recording's 0.366, which starts with fewer conversations in progress
+    assert prefix_hit_rate(synthetic) == pytest.approx(prefix_hit_rate(trace), abs=0.07)
     cmp = sg.compare(trace, synthetic)
-    assert cmp.table.loc["prefix_hit_rate", "ratio"] == pytest.approx(1.0, abs=0.15)
+    assert cmp.table.loc["prefix_hit_rate", "ratio"] == pytest.approx(1.0, abs=0.2)
     bare = trace.copy()
     bare.attrs = {}
+    assert sg.fit(bare, sessions=True).block_size == 512  # inferred from the hash_ids' lengths
+    bare["hash_ids"] = [h[:1] for h in bare.hash_ids]  # no block size fits these lengths
     with pytest.raises(ValueError, match="give `block_size`"):
         sg.fit(bare, sessions=True)
 

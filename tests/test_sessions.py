@@ -51,7 +51,12 @@ def test_parent_turn_session_columns():
     )
     s, t, p = r["session"], r["turn"], r["parent"]
     has_parent = p >= 0
-    assert (has_parent == (t > 1)).all()
+    # every turn after the first links to its previous turn, except the first turn seen of a
+    # session in progress at t = 0 (warm start): its earlier turns came before the stream
+    first_seen = np.zeros(len(r), dtype=bool)
+    first_seen[np.unique(s, return_index=True)[1]] = True
+    assert (has_parent == ((t > 1) & ~first_seen)).all()
+    assert ((t > 1) & first_seen & (s >= 0)).any()
     assert (s[p[has_parent]] == s[has_parent]).all()
     assert (t[p[has_parent]] == t[has_parent] - 1).all()
     assert (r.timestamp[p[has_parent]] < r.timestamp[has_parent]).all()

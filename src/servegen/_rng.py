@@ -19,8 +19,9 @@ SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
 #: Purposes of a leaf: a client's requests in one window (arrival gaps first, then the
 #: request values, in a fixed order, so values never shift arrivals), and a client's
-#: shared-prefix lengths (drawn once per run, window 0).
-WINDOW, PREFIX = 0, 3
+#: shared-prefix lengths (drawn once per run, window 0), and a client's sessions already
+#: in progress at t = 0 (its warm start, drawn once per run, window 0).
+WINDOW, PREFIX, WARM = 0, 3, 4
 
 
 def root_seed(rng: SeedLike) -> np.random.SeedSequence:

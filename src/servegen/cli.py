@@ -216,8 +216,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client", default=None, help="column that names each request's client")
     p.add_argument(
         "--sessions",
-        action="store_true",
-        help="fit conversations and shared prefixes from hash_ids (the spec then regenerates hash ids)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit conversations and shared prefixes (default: when the trace has hash_ids, session or "
+        "parent columns; the spec then regenerates hash ids); --no-sessions: every request is an arrival",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="the JSON file to write")
     p.set_defaults(func=_cmd_fit)

@@ -936,33 +936,6 @@ def fit_lengths(
 
 
 # -- fit ---------------------------------------------------------------------------------
-def _fit_sessions(
-    trace: Any, client: str | None, block_size: int | None, dequantize: bool | None, rng: Any
-) -> FittedWorkload:
-    """``fit(..., sessions=True)``: one :func:`~servegen.fit_sessions` client per trace client."""
-    from .session_fit import fit_sessions
-
-    if not isinstance(trace, pd.DataFrame):
-        raise TypeError("fit(sessions=True) needs a trace DataFrame with `hash_ids` (see read_trace)")
-    bs = block_size if block_size is not None else trace.attrs.get("block_size")
-    if bs is None:
-        raise ValueError("fit(sessions=True): give `block_size` (the trace does not record one)")
-    if client is not None and client not in trace.columns:
-        raise ValueError(f"fit: the trace has no client column {client!r}")
-    groups = [(0, trace)] if client is None else list(trace.groupby(client, sort=True, observed=True))
-    clients = {
-        (k.item() if isinstance(k, np.generic) else k): fit_sessions(g, block_size=int(bs), rng=rng)
-        for k, g in groups
-    }
-    wl = FittedWorkload(
-        clients,
-        report=pd.DataFrame(),
-        info={"sessions": True, "block_size": int(bs), "n_requests": len(trace)},
-    )
-    wl.block_size = int(bs)
-    return wl
-
-
 class FittedWorkload(Workload):
     """A :class:`~servegen.Workload` fitted from a trace, with what the fit measured.
 
@@ -978,7 +951,8 @@ class FittedWorkload(Workload):
         ``dequantized``, ``resorted``, ``lengths``, ``length_window``, ``poisson_windows``
         (windows with too few requests, fitted as Poisson), per-client
         ``io_spearman``, ``dependence`` (per client: whether it was carried into the model) and,
-        for parametric lengths, ``length_fits``.
+        for parametric lengths, ``length_fits``. With conversations: ``sessions`` (True),
+        ``session_starts`` (the requests the arrivals were fitted to) and ``block_size``.
     """
 
     def __init__(self, clients: Any, *, report: pd.DataFrame, info: dict[str, Any]) -> None:
@@ -1024,7 +998,7 @@ def fit(
     min_requests: int = 10,
     dequantize: bool | None = None,
     rng: Any = 0,
-    sessions: bool = False,
+    sessions: bool | None = None,
     block_size: int | None = None,
 ) -> FittedWorkload:
     """Fit a :class:`~servegen.Workload` that regenerates a trace, client by client.
@@ -1062,10 +1036,12 @@ def fit(
         Candidate inter-arrival laws: ``"exponential"`` (a Poisson piece), ``"gamma"``,
         ``"weibull"`` — the laws an :class:`~servegen.ArrivalSchedule` can express.
     sessions
-        Fit conversations and shared prefixes instead (:func:`~servegen.fit_sessions`, per
-        client): the trace needs ``hash_ids`` (or ``parent`` links); the workload gets
-        ``block_size`` (default: the trace's ``attrs["block_size"]``) so it regenerates
-        block hashes too. The arrival model is then one Gamma process of session starts.
+        ``None`` (default): when the trace carries conversations or shared prefixes (a
+        ``hash_ids``, ``session`` or ``parent`` column, e.g. Mooncake, Bailian), model
+        them (:func:`~servegen.fit_sessions`' rules, per client) and fit the arrivals of
+        the session starts as above; the workload gets ``block_size`` (the argument, the
+        trace's ``attrs["block_size"]``, or inferred from ``hash_ids``) so it regenerates
+        block hashes too. ``True``: require it; ``False``: fit every request as an arrival.
 
     Returns
     -------
@@ -1090,8 +1066,12 @@ def fit(
     >>> a.laws, bool(abs(a.rates - 3).max() < 0.2), bool(abs(a.cvs - 0.7).max() < 0.05)
     (['weibull', 'weibull'], True, True)
     """
-    if sessions:
-        return _fit_sessions(trace, client, block_size, dequantize, rng)
+    if sessions is not False:  # lazy import: session_fit calls back into this fit, never imports it
+        args = {k: v for k, v in locals().items() if k not in ("trace", "sessions")}
+        from .session_fit import fit_conversations
+
+        if (conv := fit_conversations(trace, fit, args, sessions=sessions)) is not None:
+            return conv
     w = _check_window(window)
     _check_choice(lengths, "lengths", ("empirical", "parametric"))
     lw = None if length_window is None else _check_window(length_window, "length_window")

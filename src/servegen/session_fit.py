@@ -29,20 +29,22 @@ by the reader), those links are used instead of inferred ones.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from ._rng import generator
-from .arrivals import Gamma, Poisson
+from .arrivals import ArrivalSchedule, Gamma, Poisson
 from .client import Client
 from .distributions import Constant, Empirical
-from .metrics import clock_resolution, dequantize
+from .metrics import as_trace, clock_resolution, dequantize
 from .sessions import Session, SharedPrefix
+from .workload import Workload
 
-__all__ = ["fit_sessions", "link_turns"]
+__all__ = ["SESSION_COLUMNS", "fit_conversations", "fit_sessions", "infer_block_size", "link_turns"]
 
 
 def link_turns(hash_ids: Any) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -87,38 +89,58 @@ def _empirical(x: NDArray[Any], points: int = 512) -> Empirical:
     return Empirical(values=q[keep], probs=probs[keep] / probs[keep].sum())
 
 
-def fit_sessions(
-    trace: pd.DataFrame,
-    *,
-    block_size: int,
-    response_rate: float = 50.0,
-    rng: Any = 0,
-) -> Client:
-    """A :class:`~servegen.Client` with sessions and shared prefixes fitted to ``trace``.
+#: Columns that carry conversation or prefix structure (``fit`` models them by default).
+SESSION_COLUMNS = ("hash_ids", "session", "parent")
 
-    ``trace``: canonical columns ``timestamp`` (s), ``input_tokens``, ``output_tokens``
-    and ``hash_ids`` (lists of block ids of ``block_size`` tokens), or explicit
-    ``parent`` row indices. ``rng`` seeds the de-quantization jitter only.
+
+class _Links(NamedTuple):
+    """A time-sorted trace's structure: shared prefixes and turn links."""
+
+    prefix: SharedPrefix | None
+    n_pre: NDArray[np.int64]  # leading prefix blocks of each request
+    parent: NDArray[np.int64]  # row of the previous turn, -1 for a session's first seen turn
+    cont: NDArray[np.bool_]  # the request continues an earlier one
+
+
+def infer_block_size(hash_ids: Any, input_tokens: Any) -> int | None:
+    """The block size (a power of two, 1 to 4096 tokens) for which ``len(hash_ids)`` is
+    ``ceil(input_tokens / block_size)`` on at least 99 % of the requests, else None.
+
+    >>> infer_block_size([[1, 2], [3]], [1000, 300])
+    512
     """
-    gen = generator(rng)  # checked up front, though only a quantized clock uses it
-    for col in ("timestamp", "input_tokens", "output_tokens"):
-        if col not in trace.columns:
-            raise ValueError(f"fit_sessions: the trace has no {col!r} column")
-    if "hash_ids" not in trace.columns and "parent" not in trace.columns:
-        raise ValueError("fit_sessions: the trace needs a 'hash_ids' column (or explicit 'parent' links)")
-    if len(trace) < 10:
-        raise ValueError(f"fit_sessions: need at least 10 requests, got {len(trace)}")
-    df = trace.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    ts = df["timestamp"].to_numpy(dtype=np.float64)
-    inp = df["input_tokens"].to_numpy(dtype=np.int64)
-    out = df["output_tokens"].to_numpy(dtype=np.int64)
-    n = len(df)
+    lengths = np.array([len(h) for h in hash_ids], dtype=np.int64)
+    inp = np.asarray(input_tokens, dtype=np.int64)
+    best, agree = None, 0.99
+    for bs in 2 ** np.arange(13):
+        a = float(np.mean(-(-inp // bs) == lengths)) if lengths.size else 0.0
+        if a >= agree:
+            best, agree = int(bs), a
+    return best
 
-    # shared prefixes: group by first block; the prompt is the run all members share
-    prefix = None
-    n_pre = np.zeros(n, dtype=np.int64)
-    if "hash_ids" in df.columns:
-        ids = df["hash_ids"].tolist()
+
+def _session_parents(df: pd.DataFrame) -> NDArray[np.int64]:
+    """Parent rows from a ``session`` column: each turn follows the previous one in its
+    session by time (then ``turn``); rows without a session (null or < 0) start none."""
+    s = df["session"]
+    codes = pd.factorize(s)[0]  # -1 for nulls
+    if pd.api.types.is_numeric_dtype(s):
+        codes[s.fillna(-1).to_numpy() < 0] = -1  # servegen writes -1 for requests outside sessions
+    turn = df["turn"].to_numpy(dtype=np.float64) if "turn" in df.columns else np.zeros(len(df))
+    order = np.lexsort((turn, df["timestamp"].to_numpy(dtype=np.float64), codes))
+    same = (codes[order][1:] == codes[order][:-1]) & (codes[order][1:] >= 0)
+    parent = np.full(len(df), -1, dtype=np.int64)
+    parent[order[1:][same]] = order[:-1][same]
+    return parent
+
+
+def _links(df: pd.DataFrame, block_size: int | None) -> _Links:
+    """Shared prefixes and turn links of a time-sorted trace (see the module notes)."""
+    n = len(df)
+    prefix, n_pre = None, np.zeros(n, dtype=np.int64)
+    ids = df["hash_ids"].tolist() if "hash_ids" in df.columns and block_size is not None else None
+    if ids is not None:
+        # shared prefixes: group by first block; the prompt is the run all members share
         first = np.array([int(h[0]) if len(h) else -1 for h in ids])
         groups, inverse, counts = np.unique(first, return_inverse=True, return_counts=True)
         shared = np.zeros(groups.size, dtype=np.int64)
@@ -135,40 +157,45 @@ def fit_sessions(
         popular = np.flatnonzero(shared > 0)
         if popular.size:
             order = popular[np.argsort(-counts[popular], kind="stable")]
-            probs = counts[order] / counts[order].sum()
             tokens = np.rint(np.average(shared[order], weights=counts[order])) * block_size
             prefix = SharedPrefix(
                 groups=order.size,
-                popularity=Empirical(values=np.arange(1, order.size + 1), probs=probs),
+                popularity=Empirical(
+                    values=np.arange(1, order.size + 1), probs=counts[order] / counts[order].sum()
+                ),
                 tokens=Constant(value=float(tokens)),
             )
-
-    # sessions: explicit parents, or continuations beyond the shared prefix
-    if "parent" in df.columns:
+    # sessions: an explicit session column, explicit parent rows, or continuations
+    # beyond the shared prefix (a ``session`` column wins: Bailian's ``parent`` holds
+    # chat ids, not rows)
+    if "session" in df.columns:
+        parent = _session_parents(df)
+        cont = parent >= 0
+    elif "parent" in df.columns:
         parent = df["parent"].to_numpy(dtype=np.int64)
         cont = parent >= 0
-    else:
+    elif ids is not None:
         match, parent = link_turns(ids)
         cont = match > n_pre
-    root = np.arange(n)
+    else:
+        parent, cont = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
+    return _Links(prefix, n_pre, parent, cont)
+
+
+def _session_client(df: pd.DataFrame, links: _Links, block_size: int | None, response_rate: float) -> Client:
+    """The client of a time-sorted trace and its links, with a Poisson placeholder arrival."""
+    ts = df["timestamp"].to_numpy(dtype=np.float64)
+    inp = df["input_tokens"].to_numpy(dtype=np.int64)
+    out = df["output_tokens"].to_numpy(dtype=np.int64)
+    cont, parent = links.cont, links.parent
+    root = np.arange(len(df))
     for i in np.flatnonzero(cont):  # parents precede children: one pass resolves roots
         root[i] = root[parent[i]]
     turns = np.bincount(np.unique(root, return_inverse=True)[1])
     p = parent[cont]
     think = np.maximum(ts[cont] - ts[p] - out[p] / response_rate, 0.0)
     growth = np.maximum(inp[cont] - inp[p] - out[p], 0)
-    user = np.maximum(inp[~cont] - n_pre[~cont] * block_size, 1)
-
-    starts = ts[~cont]
-    span = float(ts.max() - ts.min()) or 1.0
-    clock = clock_resolution(ts)
-    if clock.quantized:  # spread requests sharing a clock tick over the tick (as fit does)
-        starts = np.sort(dequantize(starts, clock.resolution, rng=gen))
-    gaps = np.diff(starts)
-    cv = float(gaps.std() / gaps.mean()) if gaps.size > 2 and gaps.mean() > 0 else 1.0
-    rate = starts.size / span
-    arrival = Poisson(rate=rate) if abs(cv - 1) < 0.05 else Gamma(rate=rate, cv=max(cv, 0.05))
-
+    user = np.maximum(inp[~cont] - links.n_pre[~cont] * (block_size or 0), 1)
     session = None
     if cont.any():
         session = Session(
@@ -177,10 +204,154 @@ def fit_sessions(
             new_tokens=_empirical(growth),
             response_rate=response_rate,
         )
+    rate = float((~cont).sum()) / (float(ts.max() - ts.min()) or 1.0)
     return Client(
-        arrival=arrival,
+        arrival=Poisson(rate=rate),
         input_tokens=_empirical(user),
         output_tokens=_empirical(out),
         session=session,
-        prefix=prefix,
+        prefix=links.prefix,
     )
+
+
+def _check_trace(trace: pd.DataFrame, who: str) -> pd.DataFrame:
+    for col in ("timestamp", "input_tokens", "output_tokens"):
+        if col not in trace.columns:
+            raise ValueError(f"{who}: the trace has no {col!r} column")
+    if not set(SESSION_COLUMNS) & set(trace.columns):
+        raise ValueError(f"{who}: the trace needs a 'hash_ids' column (or 'session' or 'parent' links)")
+    if len(trace) < 10:
+        raise ValueError(f"{who}: need at least 10 requests, got {len(trace)}")
+    return trace.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def fit_sessions(
+    trace: pd.DataFrame,
+    *,
+    block_size: int | None,
+    response_rate: float = 50.0,
+    rng: Any = 0,
+) -> Client:
+    """A :class:`~servegen.Client` with sessions and shared prefixes fitted to ``trace``.
+
+    ``trace``: canonical columns ``timestamp`` (s), ``input_tokens``, ``output_tokens``
+    and ``hash_ids`` (lists of block ids of ``block_size`` tokens), or explicit links: a
+    ``session`` column (turns ordered by time, then ``turn``) or ``parent`` row
+    indices. The arrival is one Gamma process of session starts (:func:`~servegen.fit`
+    fits a schedule of them instead). ``rng`` seeds the de-quantization jitter only.
+    """
+    gen = generator(rng)  # checked up front, though only a quantized clock uses it
+    df = _check_trace(trace, "fit_sessions")
+    links = _links(df, block_size)
+    client = _session_client(df, links, block_size, response_rate)
+    ts = df["timestamp"].to_numpy(dtype=np.float64)
+    starts = ts[~links.cont]
+    clock = clock_resolution(ts)
+    if clock.quantized:  # spread requests sharing a clock tick over the tick (as fit does)
+        starts = np.sort(dequantize(starts, clock.resolution, rng=gen))
+    gaps = np.diff(starts)
+    cv = float(gaps.std() / gaps.mean()) if gaps.size > 2 and gaps.mean() > 0 else 1.0
+    rate = client.arrival.mean_rate
+    arrival = Poisson(rate=rate) if abs(cv - 1) < 0.05 else Gamma(rate=rate, cv=max(cv, 0.05))
+    return client.model_copy(update={"arrival": arrival})
+
+
+#: Warm-started replicas of a fitted client that give the time profile of its orphans.
+REPLICAS = 10
+
+
+def _without_orphans(client: Client, start: float, end: float, rng: Any) -> Client:
+    """``client`` with the orphan first turns taken out of its schedule of session starts.
+
+    A trace starts in the middle of its conversations: the first turn it shows of one
+    begun earlier has no parent, so it counts as a session start (an *orphan*). The warm
+    start regenerates those conversations, so left among the starts they would come
+    twice and the first minutes would run hot (a stationary synthetic hour: +40 % in
+    its first 5 minutes). The orphans' time profile comes from ``REPLICAS`` warm-started
+    replicas of the fitted client (Poisson starts at the schedule's median rate); their
+    number is fitted to the recorded starts per piece (least squares with a constant
+    rate, between 0 and the replicas' number: a recording that starts partly cold has
+    fewer) and that many are subtracted, keeping at least a fifth of each piece's rate.
+    """
+    a = client.arrival
+    if client.session is None or not isinstance(a, ArrivalSchedule) or not (a.rates > 0).any():
+        return client
+    lam = float(np.median(a.rates[a.rates > 0]))
+    replicas = client.model_copy(update={"arrival": Poisson(rate=lam * REPLICAS)})
+    seed = int(generator(rng).integers(2**62))
+    r = Workload([replicas]).sample(max(end - start, 1.0), rng=seed)
+    orphans = start + r.timestamp[(r["turn"] > 1) & (r["parent"] < 0)]
+    edges = np.append(a.times, max(end, a.times[-1] + 1.0))
+    widths = np.diff(edges)
+    profile = np.histogram(orphans, edges)[0] / REPLICAS  # expected orphans per piece
+    expected = float(profile.sum())
+    if expected <= 0:
+        return client
+    design = np.column_stack([widths, profile / expected])
+    (_, n), *_ = np.linalg.lstsq(design, a.rates * widths, rcond=None)
+    rates = np.maximum(a.rates - np.clip(n, 0.0, expected) * profile / expected / widths, 0.2 * a.rates)
+    return client.model_copy(
+        update={"arrival": ArrivalSchedule(times=a.times, rates=rates, cvs=a.cvs, laws=a.laws)}
+    )
+
+
+def fit_conversations(trace: Any, fit: Callable[..., Any], args: dict[str, Any], *, sessions: Any) -> Any:
+    """``fit``'s conversation path: sessions and prefixes per client, arrivals of starts.
+
+    Each client's turns are linked (:func:`fit_sessions`' rules) and its session model
+    fitted; ``fit`` (given by the caller: this module does not import it) then fits the
+    arrival schedule of the session starts alone with ``args``, so their rates per
+    window, burstiness and clock handling are fitted as for any trace, and the first
+    turns of conversations begun before the recording are taken out of those starts
+    (:func:`_without_orphans`: the warm start brings them back). ``sessions``:
+    ``True`` requires the structure; ``None`` returns None when the trace has none.
+    """
+    if sessions not in (None, True):
+        raise TypeError(f"fit: `sessions` must be None, True or False, got {sessions!r}")
+    required = sessions is True
+    from .requests import Requests  # the core; imported here to keep this module light
+
+    block_size = args.get("block_size")
+    if isinstance(trace, Requests):
+        block_size = block_size or trace.meta.get("block_size")
+        trace = trace.to_pandas()
+    if (
+        not isinstance(trace, pd.DataFrame)
+        or not set(SESSION_COLUMNS) & set(trace.columns)
+        or len(trace) < 10
+    ):
+        if required:
+            raise ValueError(
+                "fit(sessions=True): the trace has no session or prefix information "
+                "(a 'hash_ids', 'session' or 'parent' column)"
+            )
+        return None
+    block_size = block_size or trace.attrs.get("block_size")
+    if block_size is None and "hash_ids" in trace.columns:
+        block_size = infer_block_size(trace["hash_ids"], trace["input_tokens"])
+        if block_size is None and required and not {"session", "parent"} & set(trace.columns):
+            raise ValueError("fit(sessions=True): give `block_size` (the trace does not record one)")
+    df = _check_trace(trace, "fit")
+    tr = as_trace(df, client=args.get("client"), by=args.get("by"))
+    codes = np.zeros(len(df), dtype=np.intp) if tr.codes is None else tr.codes
+    keys = [0] if tr.codes is None else tr.keys
+    parts = []
+    for code in range(len(keys)):
+        rows = np.flatnonzero(codes == code)
+        g = df.iloc[rows].reset_index(drop=True)
+        parts.append((rows, g, _links(g, block_size)))
+    if not required and not any(lk.cont.any() or lk.prefix is not None for _, _, lk in parts):
+        return None
+    roots = df.iloc[np.sort(np.concatenate([rows[~lk.cont] for rows, _, lk in parts]))]
+    starts = fit(roots, **{**args, "sessions": False})
+    t, clients = df["timestamp"].to_numpy(dtype=np.float64), {}
+    for key, (_, g, lk) in zip(keys, parts, strict=True):
+        c = _session_client(g, lk, block_size, 50.0).model_copy(
+            update={"arrival": starts.clients[key].arrival}
+        )
+        clients[key] = _without_orphans(c, float(t[0]), float(t[-1]), args.get("rng"))
+    info = {**starts.info, "sessions": True, "n_requests": len(df), "session_starts": len(roots)}
+    info["block_size"] = block_size
+    wl = type(starts)(clients, report=starts.report, info=info)
+    wl.block_size = None if block_size is None or "hash_ids" not in df.columns else int(block_size)
+    return wl

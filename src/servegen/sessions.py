@@ -69,6 +69,11 @@ class Session(Frozen):
         Assumed decode speed, tokens/s: a response of n tokens takes n / response_rate s.
     context_limit
         Optional cap on a turn's input tokens (see the module notes for truncation).
+    warm_start
+        Start the workload in its stationary state (default): sessions already in
+        progress at t = 0 contribute their remaining turns, so the request rate has no
+        ramp-up. ``False`` starts with no session in progress. See
+        the ``servegen.warm_start`` module notes for the rule and its limits.
 
     >>> Session(turns=2, think_time=10, new_tokens=50).mean_turns()
     2.0
@@ -80,6 +85,7 @@ class Session(Frozen):
     new_tokens: Any
     response_rate: float = Field(default=50.0, gt=0)
     context_limit: int | None = Field(default=None, gt=0)
+    warm_start: bool = True
 
     @field_validator("turns", mode="before")
     @classmethod
@@ -183,6 +189,49 @@ class BlockIds:
         return ids
 
 
+def client_turns(
+    client: Any,
+    starts: NDArray[np.float64],
+    rng: np.random.Generator,
+    prefix_tokens: NDArray[np.int64] | None,
+    ids: BlockIds | None,
+    first_session: int,
+    flat_cols: dict[str, Any],
+    ragged_cols: dict[str, Any],
+    turns: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.float64], dict[str, NDArray[Any]], dict[str, Ragged]]:
+    """A client's turn rows at t >= 0 for sessions starting at ``starts``, in time order.
+
+    Draws, in this fixed order: turns per session (unless given), the client's fields (with the models
+    in force at each session's start; at t = 0 for a session started before 0, the warm
+    start of :mod:`servegen.warm_start`), then :func:`build_turns`' draws. Turns before
+    t = 0 are dropped. Returns (times, columns, ragged columns); ``_final`` marks each
+    session's last turn.
+    """
+    session, n = client.session, starts.size
+    k = turns
+    if k is None:
+        k = (
+            np.ones(n, np.int64)
+            if session is None
+            else np.rint(session.turns.sample(n, rng=rng)).astype(np.int64)
+        )
+    t_model = np.repeat(np.maximum(starts, 0.0), k)
+    cols, rag = client.sample_values(t_model, rng, flat_cols, ragged_cols)
+    times, cols, hashes = build_turns(
+        session, client.prefix, prefix_tokens, starts, k, cols, rng, ids, first_session
+    )
+    if session is not None:
+        cols["_final"] = np.zeros(times.size, dtype=bool)
+        cols["_final"][np.cumsum(k) - 1] = True
+    kept = np.flatnonzero(times >= 0)  # a warm-started session keeps its turns from t = 0 on
+    order = kept[np.argsort(times[kept], kind="stable")]  # session-major -> time order
+    rag = {c: v.take(order) for c, v in rag.items()}
+    if hashes is not None:  # (built for the kept rows only, session-major)
+        rag["hash_ids"] = hashes.take(np.argsort(times[kept], kind="stable"))
+    return times[order], {c: v[order] for c, v in cols.items()}, rag
+
+
 def build_turns(
     session: Session | None,
     prefix: SharedPrefix | None,
@@ -198,7 +247,7 @@ def build_turns(
 
     ``cols`` holds the per-turn draws of the client's fields (drawn at the session start
     times); this adds context growth, turn times, session/turn/prefix columns and block
-    ids. Returns (times, columns, hash_ids).
+    ids. Returns (times, columns, hash_ids); ``hash_ids`` hold the rows at t >= 0 only.
     """
     n_sessions = starts.size
     n = int(turns.sum())
@@ -249,7 +298,8 @@ def build_turns(
     hashes = None
     if ids is not None:
         total = out.get("input_tokens_total", context)
-        hashes = _hash_ids(ids, total, context, pre, group[sess], turn_no, truncated, first_row, turns)
+        keep = np.flatnonzero(times >= 0)
+        hashes = _hash_ids(ids, total, context, pre, group[sess], turn_no, truncated, first_row, turns, keep)
     return times, out, hashes
 
 
@@ -270,8 +320,11 @@ def _hash_ids(
     truncated: NDArray[np.bool_],
     first_row: NDArray[np.int64],
     turns: NDArray[np.int64],
+    keep: NDArray[np.int64],
 ) -> Ragged:
-    """Block ids of every turn row (vectorized; see module notes for the content model)."""
+    """Block ids of the turn rows ``keep`` (vectorized; see module notes for the content
+    model). Every row's fresh blocks are counted, so dropped rows (turns before t = 0)
+    still own the ids later turns repeat, but only kept rows' ids are materialized."""
     b = ids.block
     n = total.size
     n_blocks = -(-total // b)  # ceil
@@ -291,8 +344,9 @@ def _hash_ids(
     # of the chain with m_c <= j.
     chain_start = (turn_no == 1) | truncated
     chain = np.cumsum(chain_start) - 1
-    row = np.repeat(np.arange(n), n_blocks)
-    j = np.arange(int(n_blocks.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_blocks) - n_blocks, n_blocks)
+    nb = n_blocks[keep]
+    row = np.repeat(keep, nb)
+    j = np.arange(int(nb.sum()), dtype=np.int64) - np.repeat(np.cumsum(nb) - nb, nb)
     out = np.empty(j.size, dtype=np.int64)
 
     is_pre = j < n_pre[row]
@@ -309,4 +363,4 @@ def _hash_ids(
     creator = np.minimum(k_in_chain, r_rows)
     creator = np.maximum(creator, chain_first[chain[r_rows]])
     out[rest] = ids.base + fresh_start[creator] + (r_j - m[creator])
-    return Ragged.from_lengths(n_blocks, out)
+    return Ragged.from_lengths(nb, out)

@@ -44,7 +44,8 @@ from . import _rng
 from .arrivals import OBJECT, Pieces, draw_residual, renewal_points
 from .client import Client, _CustomArrival
 from .requests import CORE_DTYPES, Ragged, Requests
-from .sessions import BlockIds, build_turns
+from .sessions import BlockIds, client_turns
+from .warm_start import warm_starts
 
 __all__ = ["STREAM_WINDOW", "Workload"]
 
@@ -73,7 +74,8 @@ class Workload:
 
     Notes
     -----
-    For clients with sessions, rates count requests (session starts x mean turns).
+    For clients with sessions, rates count requests (session starts x mean turns), and
+    the stream starts warm, with the sessions in progress at t = 0 (``servegen.warm_start``).
     """
 
     def __init__(
@@ -534,6 +536,13 @@ class _Turns:
                 pt = np.rint(c.prefix.tokens.sample(c.prefix.groups, rng=rng)).astype(np.int64)
             self.prefix_tokens.append(pt)
             self.ids.append(None if plan.block_size is None else BlockIds(i, pt, plan.block_size))
+            if plan.selected[i] and c.session is not None:  # sessions in progress at t = 0
+                rng = _rng.stream(plan.root, plan.hashes[i], 0, _rng.WARM)
+                lo, hi = plan.window_of_edge[:2]  # the mean rate over window 0: robust to short pieces
+                rate = float(np.average(plan.eff[i, lo:hi], weights=np.diff(plan.edges[lo : hi + 1])))
+                warm, turns = warm_starts(c, plan.pieces[i], int(plan.piece_idx[i, 0]), rate, rng)
+                if warm.size:
+                    self._push(i, *self._rows(i, warm, rng, turns))
 
     def pending_rows(self, i: int) -> int:
         p = self.pending[i]
@@ -542,39 +551,16 @@ class _Turns:
     def window(
         self, i: int, w: int, starts: NDArray[np.float64], rng: np.random.Generator
     ) -> tuple[NDArray[np.float64], Any, Any]:
-        plan, client = self.plan, self.plan.clients[i]
         if starts.size:
-            rng_s = rng_v = rng
-            if client.session is not None:
-                k = np.rint(client.session.turns.sample(starts.size, rng=rng_s)).astype(np.int64)
-            else:
-                k = np.ones(starts.size, dtype=np.int64)
-            t_model = np.repeat(starts, k)  # every turn uses the models in force at its session's start
-            cols, rag = client.sample_values(t_model, rng_v, plan.flat_cols, plan.ragged_cols)
-            first = (i << 32) + self.sessions_started[i]
-            self.sessions_started[i] += starts.size
-            times, cols, hashes = build_turns(
-                client.session,
-                client.prefix,
-                self.prefix_tokens[i],
-                starts,
-                k,
-                cols,
-                rng_s,
-                self.ids[i],
-                first,
-            )
-            if hashes is not None:
-                rag["hash_ids"] = hashes
-            if client.session is not None:
-                final = np.zeros(times.size, dtype=bool)
-                final[np.cumsum(k) - 1] = True
-                cols["_final"] = final
-            order = np.argsort(times, kind="stable")  # session-major -> time order
-            cols = {name: v[order] for name, v in cols.items()}
-            rag = {name: v.take(order) for name, v in rag.items()}
-            self._push(i, times[order], cols, rag)
-        return self._pop(i, min((w + 1) * STREAM_WINDOW, plan.duration))
+            self._push(i, *self._rows(i, starts, rng))
+        return self._pop(i, min((w + 1) * STREAM_WINDOW, self.plan.duration))
+
+    def _rows(self, i: int, starts: NDArray[np.float64], rng: np.random.Generator, k: Any = None) -> Any:
+        """Time-ordered turns at t >= 0 of sessions starting at ``starts`` (< 0: warm start)."""
+        first = (i << 32) + self.sessions_started[i]
+        self.sessions_started[i] += starts.size
+        plan, pt, ids = self.plan, self.prefix_tokens[i], self.ids[i]
+        return client_turns(plan.clients[i], starts, rng, pt, ids, first, plan.flat_cols, plan.ragged_cols, k)
 
     def _push(self, i: int, t: NDArray[np.float64], cols: dict[str, Any], rag: dict[str, Any]) -> None:
         runs = [(t, cols, rag)]
