@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 from numpy.typing import NDArray
 
 from ..requests import Ragged, Requests
+from ._tables import is_json_text, values
+from ._tables import read_csv_table as read_csv_table
+from ._tables import read_json_table as read_json_table
 
 #: Rows encoded at once: bounds the memory of one encoded batch (and keeps every Arrow
 #: string array far below its 2 GiB offset limit).
@@ -88,11 +89,19 @@ def json_text(u: Any) -> str:
     return json.dumps(u if isinstance(u, (str, int, float, bool)) else str(u))
 
 
+# Cells Arrow's CSV reader takes for a missing value unless quoted (its default list).
+_NULL_TOKENS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]
+)  # fmt: skip
+
+
 def csv_text(u: Any) -> str:
     if u is None:
         return ""
     s = str(u.item() if isinstance(u, np.generic) else u)
-    if any(c in s for c in ',"\r\n'):
+    # Quoted, a string that reads as missing ("NaN", "null", "") stays that string.
+    if any(c in s for c in ',"\r\n') or (isinstance(u, str) and s in _NULL_TOKENS):
         return '"' + s.replace('"', '""') + '"'
     return s
 
@@ -388,47 +397,6 @@ def ns_int(t: NDArray[np.float64]) -> NDArray[np.int64]:
 
 
 # -- reading ---------------------------------------------------------------------------
-def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
-    """A JSON Lines file as an Arrow table; known fields get fixed types, others inferred."""
-    schema = pa.schema(list((types or {}).items()))
-    opts = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-    try:
-        table = pa_json.read_json(path, parse_options=opts)
-    except pa.ArrowInvalid as exc:
-        raise ValueError(f"{str(path)!r}: not valid JSON Lines{_bad_json_line(path)}: {exc}") from None
-    if table.num_rows == 0:
-        raise ValueError(f"{str(path)!r}: the file has no rows")
-    # Arrow adds every field of an explicit schema, as nulls when the file lacks it.
-    absent = [n for n in schema.names if table.column(n).null_count == table.num_rows]
-    return table.drop_columns(absent)
-
-
-def _bad_json_line(path: Path) -> str:
-    # Only on the error path: Arrow reports a row within a block, we want the file line.
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        json.loads(line)
-                    except ValueError:
-                        return f" (line {number})"
-    except (OSError, UnicodeDecodeError):
-        pass
-    return ""
-
-
-def read_csv_table(path: Path, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
-    opts = pa_csv.ConvertOptions(column_types=dict(types or {}), strings_can_be_null=True)
-    try:
-        table = pa_csv.read_csv(path, convert_options=opts)
-    except pa.ArrowInvalid as exc:
-        raise ValueError(f"{str(path)!r}: cannot read as CSV: {exc}") from None
-    if table.num_rows == 0:
-        raise ValueError(f"{str(path)!r}: the file has no rows")
-    return table
-
-
 def require(present: Sequence[str], needed: Sequence[str], path: Path, fmt: str) -> None:
     missing = [c for c in needed if c not in present]
     if missing:
@@ -452,12 +420,34 @@ def numbers(table: pa.Table, name: str, path: Path, first_line: int) -> NDArray[
         return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(arr.type):
         return arr.to_numpy(zero_copy_only=False).astype(np.float64)
-    parsed = pd.to_numeric(pd.Series(arr.to_pandas()), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(parsed) & ~pd.isna(arr.to_pandas()).to_numpy()
-    i = int(np.argmax(bad)) if bad.any() else 0
+    # Text cells: parse each distinct one (JSON texts of a mixed field are decoded first).
+    decode = json.loads if is_json_text(table, name) else str
+    codes, uniques = pd.factorize(arr.cast(pa.string()).to_pandas(), use_na_sentinel=True)
+    table_of = np.array([_as_float(decode(u)) for u in uniques] + [np.nan], dtype=np.float64)
+    parsed = table_of[np.where(codes < 0, len(uniques), codes)]
+    bad = np.isnan(parsed) & (codes >= 0)
+    if not bad.any():  # numbers Arrow could not type (beyond int64): counts() checks the range
+        return parsed
+    i = int(np.argmax(bad))
     raise ValueError(
         f"{str(path)!r}: column {name!r} must be numeric, got {arr[i].as_py()!r} at line {i + first_line}"
     )
+
+
+def _as_float(v: Any) -> float:
+    if isinstance(v, bool):
+        return np.nan
+    if isinstance(v, (int, float)):
+        try:
+            return float(v)
+        except OverflowError:  # an integer beyond float64: out of every count's range
+            return np.inf
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return np.nan
+    return np.nan
 
 
 def timeline(values: NDArray[Any], unit: str, relative: bool) -> tuple[NDArray[np.float64], float]:
@@ -527,8 +517,9 @@ def counts(
         rule = "must be >= 0"
     else:
         v = np.asarray(values, dtype=np.float64)
-        bad = ~np.isfinite(v) | (v < 0) | (v != np.floor(np.where(np.isfinite(v), v, 0)))
-        rule = "must be a whole number >= 0 (no empty cells)"
+        whole = v == np.floor(np.where(np.isfinite(v), v, 0))
+        bad = ~((v >= 0) & (v < 2.0**63) & whole)
+        rule = "must be a whole number >= 0 and below 2**63 (no empty cells)"
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(
@@ -572,7 +563,7 @@ def extras(table: pa.Table, skip: Sequence[str], path: Path) -> dict[str, Any]:
                 continue
             except pa.ArrowInvalid:
                 pass
-        out[name] = arr.to_pandas()
+        out[name] = values(table, name)
     return out
 
 

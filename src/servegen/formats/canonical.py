@@ -59,26 +59,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import _keys
 from ..requests import _META_KEY, Ragged, Requests
-from . import _io
+from . import _io, _tables
 
 __all__ = ["CsvWriter", "JsonlWriter", "ParquetWriter", "read_generic"]
 
 _LIST_TEXT = r"^\[[-+0-9., eE]*\]$"
 
 
-def _load(path: Path, kind: str) -> pa.Table:
+def _load(path: Path, kind: str, client: str) -> pa.Table:
     if kind == "parquet":
-        try:
-            table = pq.read_table(path)
-        except pa.ArrowInvalid as exc:
-            raise ValueError(f"{str(path)!r}: cannot read as Parquet: {exc}") from None
-        if table.num_rows == 0:
-            raise ValueError(f"{str(path)!r}: the file has no rows")
-        return table
+        return _tables.read_parquet_table(path)
     if kind == "csv":
-        return _io.read_csv_table(path)
-    return _io.read_json_table(path)
+        return _io.read_csv_table(path, text=[client])
+    table = _io.read_json_table(path)
+    if table.num_columns == 0:  # an empty file: an empty stream (see _tables)
+        core = ("timestamp", "input_tokens", "output_tokens")
+        table = pa.table({n: pa.array([], type=pa.float64()) for n in core})
+    return table
 
 
 def _kind_of(path: Path) -> str:
@@ -155,7 +154,8 @@ def read_generic(
 ) -> pd.DataFrame:
     """Read a Parquet / CSV / JSON Lines trace into the canonical DataFrame."""
     kind = _kind_of(path) if fmt == "servegen" else fmt
-    table = _load(path, kind)
+    client = columns.get("client", "client") if isinstance(columns, Mapping) else "client"
+    table = _load(path, kind, client if isinstance(client, str) else "client")
     rename = _mapping(columns, table.column_names, path, fmt)
     sources = {dst: src for src, dst in rename.items()}
     first_line = {"csv": 2, "jsonl": 1}.get(kind, 0)
@@ -188,8 +188,10 @@ def read_generic(
                 data[name] = arr.to_pandas()
         elif name in ("input_tokens", "output_tokens"):
             data[name] = _io.numbers(table, src, path, first_line)
+        elif name == "client":
+            data[name] = _client_values(table, src, kind, meta, path)
         else:
-            data[name] = arr.to_pandas()
+            data[name] = _tables.values(table, src)
     block = block_size if block_size is not None else meta.get("block_size")
     if "hash_ids" in data and block is not None:
         attrs["block_size"] = _io.check_block_size(block)
@@ -198,6 +200,29 @@ def read_generic(
     return _io.finish(
         data, path=path, fmt=fmt, sources=sources, first_line=first_line, attrs=attrs, where=where
     )
+
+
+def _client_values(table: pa.Table, src: str, kind: str, meta: dict[str, Any], path: Path) -> Any:
+    """The client key of every row, exactly as written (see :mod:`servegen._keys`)."""
+    arr = table.column(src)
+    if kind == "parquet" and isinstance(meta.get("clients"), list):
+        codes, keys = _keys.decode_arrow(arr, meta["clients"], repr(str(path)))
+        return _take(keys, codes)
+    if kind == "csv" and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        codes, uniques = pd.factorize(_io.column(table, src).to_pandas(), use_na_sentinel=True)
+        return _take(_keys.text_keys(list(uniques)), codes)
+    return _tables.values(table, src)
+
+
+def _take(keys: list[Any], codes: np.ndarray) -> Any:
+    """Keys gathered by code (-1: missing); an int64 array when every key is an int."""
+    lookup = np.empty(len(keys) + 1, dtype=object)
+    lookup[:-1] = keys
+    lookup[-1] = None
+    out = lookup[np.where(np.asarray(codes) < 0, len(keys), codes)]
+    if all(isinstance(k, int) for k in keys) and (np.asarray(codes) >= 0).all():
+        return out.astype(np.int64)
+    return out
 
 
 # -- writers ---------------------------------------------------------------------------
@@ -274,6 +299,7 @@ class CsvWriter(_io.TextWriter):
 
     def write(self, req: Requests) -> None:
         if not self._header:
+            _keys.check_text_keys(_keys.storable(req.clients), "csv")
             assert self._fh is not None
             self._fh.write(_io.csv_header(req.columns))
             self._header = True
@@ -290,6 +316,13 @@ class JsonlWriter(_io.TextWriter):
 
     def __init__(self) -> None:
         super().__init__()
+        self._checked = False
+
+    def write(self, req: Requests) -> None:
+        if not self._checked:
+            _keys.storable(req.clients)
+            self._checked = True
+        super().write(req)
 
     def encode(self, req: Requests) -> pa.Array:
         return _io.json_lines([(name, _cells(req, name, "json")) for name in req.columns])

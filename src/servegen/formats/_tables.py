@@ -1,0 +1,155 @@
+"""Trace files -> Arrow tables, robust to damaged and unusual input (private).
+
+Every failure is a ``ValueError`` naming the file (and the line, where there is one).
+
+* JSON Lines go through Arrow's reader. Arrow cannot type a field whose rows mix
+  numbers and strings (servegen's ``client`` with int and str keys) or hold an integer
+  beyond int64, and reports a bad row only within a block; for such files (and only
+  then) the standard library parses the file line by line. A field that still has no
+  single Arrow type is kept as the JSON text of each value, flagged in the field's
+  metadata (:func:`is_json_text`), and :func:`values` decodes it exactly.
+* CSV: a quoted cell is never a missing value (``"NaN"`` and ``"null"`` are strings; the
+  writers quote such strings), and the ``text`` columns are read as strings, not inferred.
+* An empty stream is a valid file: a header-only CSV, an empty JSON Lines file or a
+  Parquet file without rows reads as zero rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+__all__ = ["is_json_text", "read_csv_table", "read_json_table", "read_parquet_table", "values"]
+
+_JSON_TEXT = {b"servegen.json": b"1"}
+
+
+def _unique_names(table: pa.Table, path: Path) -> pa.Table:
+    names = table.column_names
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{str(path)!r}: column(s) {dup!r} appear more than once")
+    return table
+
+
+def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+    """A JSON Lines file as an Arrow table; known fields get fixed types, others inferred."""
+    types = dict(types or {})
+    schema = pa.schema(list(types.items()))
+    opts = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    try:
+        table = pa_json.read_json(path, parse_options=opts)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table = _json_fallback(path, types)
+    except OSError as exc:  # e.g. a damaged .gz
+        raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
+    if table.num_rows:
+        # Arrow adds every field of an explicit schema, as nulls when the file lacks it.
+        absent = [n for n in schema.names if table.column(n).null_count == table.num_rows]
+        table = table.drop_columns(absent)
+    return _unique_names(table, path)
+
+
+def _json_fallback(path: Path, types: Mapping[str, pa.DataType]) -> pa.Table:
+    try:
+        with pa.input_stream(str(path), compression="detect") as fh:
+            data = fh.read()
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
+    records: list[dict[str, Any]] = []
+    # The slow path (one stdlib parse per line) runs only for files Arrow cannot read.
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"{str(path)!r}: not valid JSON Lines (line {number}): {exc}") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{str(path)!r}: line {number} is not a JSON object: {raw[:80]!r}")
+        records.append(obj)
+    if not records:
+        return pa.table({n: pa.array([], type=t) for n, t in types.items()})
+    names = list(dict.fromkeys(k for r in records for k in r))
+    arrays, fields = [], []
+    for name in names:
+        column = [r.get(name) for r in records]
+        arr = _typed(column, types.get(name))
+        meta = None
+        if arr is None:  # no single Arrow type: keep each value's JSON text
+            arr = pa.array([None if v is None else json.dumps(v) for v in column], type=pa.string())
+            meta = _JSON_TEXT
+        arrays.append(arr)
+        fields.append(pa.field(name, arr.type, metadata=meta))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _typed(column: list[Any], want: pa.DataType | None) -> pa.Array | None:
+    for t in (want, None) if want is not None else (None,):
+        try:
+            return pa.array(column, type=t)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            continue
+    return None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        dup = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise ValueError(f"field {dup!r} appears more than once")
+    return out
+
+
+def is_json_text(table: pa.Table, name: str) -> bool:
+    """Whether ``name`` holds JSON texts (a field no single Arrow type could hold)."""
+    meta = table.schema.field(name).metadata or {}
+    return meta.get(b"servegen.json") == b"1"
+
+
+def values(table: pa.Table, name: str) -> pd.Series:
+    """A column as pandas; JSON-text columns decoded to their values (once per distinct text)."""
+    arr = table.column(name)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if not is_json_text(table, name):
+        return arr.to_pandas()
+    codes, uniques = pd.factorize(arr.to_pandas(), use_na_sentinel=True)
+    decoded = np.empty(len(uniques) + 1, dtype=object)
+    decoded[:-1] = [json.loads(u) for u in uniques]
+    decoded[-1] = None
+    return pd.Series(decoded[np.where(codes < 0, len(uniques), codes)], dtype=object)
+
+
+def read_csv_table(
+    path: Path, types: Mapping[str, pa.DataType] | None = None, text: Sequence[str] = ()
+) -> pa.Table:
+    """A CSV file as an Arrow table (``text`` columns kept as strings)."""
+    column_types = {**{n: pa.string() for n in text}, **dict(types or {})}
+    opts = pa_csv.ConvertOptions(
+        column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
+    try:
+        table = pa_csv.read_csv(path, convert_options=opts)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValueError(f"{str(path)!r}: cannot read as CSV: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
+    return _unique_names(table, path)
+
+
+def read_parquet_table(path: Path) -> pa.Table:
+    """A Parquet file as an Arrow table."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:  # a damaged file: thrift, page or codec errors
+        raise ValueError(f"{str(path)!r}: cannot read as Parquet: {exc}") from None
+    return _unique_names(table, path)
