@@ -13,9 +13,10 @@ as for any new file; the umask itself is never read or changed (changing it is
 process-wide, a race with other threads).
 
 >>> import tempfile, os
+>>> from pathlib import Path
 >>> d = tempfile.mkdtemp()
->>> p = atomic_write(os.path.join(d, "out.txt"), lambda tmp: open(tmp, "w").write("hi"))
->>> open(p).read(), os.listdir(d)
+>>> p = atomic_write(os.path.join(d, "out.txt"), lambda tmp: Path(tmp).write_text("hi"))
+>>> p.read_text(), os.listdir(d)
 ('hi', ['out.txt'])
 """
 

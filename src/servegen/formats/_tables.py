@@ -54,7 +54,8 @@ def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) 
         raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
     if table.num_rows:
         # Arrow adds every field of an explicit schema, as nulls when the file lacks it.
-        absent = [n for n in schema.names if table.column(n).null_count == table.num_rows]
+        names = set(table.column_names)
+        absent = [n for n in schema.names if n in names and table.column(n).null_count == table.num_rows]
         table = table.drop_columns(absent)
     return _unique_names(table, path)
 
