@@ -51,9 +51,7 @@ def stale_temporaries(target: Path) -> list[Path]:
         names = os.listdir(target.parent)
     except OSError:
         return []
-    return [
-        target.parent / n for n in names if (m := pattern.fullmatch(n)) and not _alive(int(m.group(1)))
-    ]
+    return [target.parent / n for n in names if (m := pattern.fullmatch(n)) and not _alive(int(m.group(1)))]
 
 
 def _alive(pid: int) -> bool:
@@ -100,7 +98,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> P
             tmp.unlink()
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and str(tmp) in f"{exc} {exc.filename}":
+        # An OSError about no file (a failed write: ENOSPC, EFBIG) or the temporary is about
+        # the target; one naming another file (an input) is left as it is.
+        if isinstance(exc, OSError) and (exc.filename in (None, str(tmp)) or str(tmp) in str(exc)):
             raise _renamed(exc, tmp, target) from exc
         raise
     return target

@@ -50,9 +50,7 @@ def storable(keys: Iterable[Any]) -> list[int | str]:
         elif isinstance(k, (str, np.str_)):
             k = str(k)
         else:
-            raise TypeError(
-                f"client keys must be int or str to be written, got {k!r} ({type(k).__name__})"
-            )
+            raise TypeError(f"client keys must be int or str to be written, got {k!r} ({type(k).__name__})")
         out.append(k)
     return out
 

@@ -486,6 +486,8 @@ def datetimes(values: Any, name: str, path: Path, first_line: int) -> NDArray[np
 
 def epoch_ns(arr: pa.Array, name: str, path: Path, first_line: int) -> NDArray[np.int64]:
     """An Arrow timestamp column (or date-time strings) as int64 ns since the epoch (UTC)."""
+    if len(arr) == 0:  # an empty stream (a header-only file)
+        return np.zeros(0, dtype=np.int64)
     if pa.types.is_timestamp(arr.type):
         if arr.null_count:
             i = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
@@ -496,7 +498,7 @@ def epoch_ns(arr: pa.Array, name: str, path: Path, first_line: int) -> NDArray[n
 
 
 def datetime_timeline(ns: NDArray[np.int64], relative: bool) -> tuple[NDArray[np.float64], str]:
-    origin = int(ns.min()) if relative else 0
+    origin = int(ns.min()) if relative and len(ns) else 0
     iso = pd.Timestamp(origin, unit="ns", tz="UTC").isoformat()
     return _int_seconds(ns - origin, 10**9), iso
 

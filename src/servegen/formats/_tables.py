@@ -78,8 +78,8 @@ def _json_fallback(path: Path, types: Mapping[str, pa.DataType]) -> pa.Table:
         if not isinstance(obj, dict):
             raise ValueError(f"{str(path)!r}: line {number} is not a JSON object: {raw[:80]!r}")
         records.append(obj)
-    if not records:
-        return pa.table({n: pa.array([], type=t) for n, t in types.items()})
+    if not records:  # an empty stream: the scalar fields a reader requires, no rows
+        return pa.table({n: pa.array([], type=t) for n, t in types.items() if not pa.types.is_list(t)})
     names = list(dict.fromkeys(k for r in records for k in r))
     arrays, fields = [], []
     for name in names:
