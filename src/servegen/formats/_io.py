@@ -518,7 +518,7 @@ def counts(
         bad = values < 0
         rule = "must be >= 0"
     else:
-        v = np.asarray(values, dtype=np.float64)
+        v = _floats(values)
         whole = v == np.floor(np.where(np.isfinite(v), v, 0))
         bad = ~((v >= 0) & (v < 2.0**63) & whole)
         rule = "must be a whole number >= 0 and below 2**63 (no empty cells)"
@@ -527,7 +527,16 @@ def counts(
         raise ValueError(
             f"{str(path)!r}: column {name!r} {rule}, got {_py(values[i])!r} at {where} {i + first_line}"
         )
-    return values.astype(np.int64)
+    return v.astype(np.int64) if not np.issubdtype(values.dtype, np.integer) else values.astype(np.int64)
+
+
+def _floats(values: NDArray[Any]) -> NDArray[np.float64]:
+    """Numbers as float64; text and other objects (a damaged column) parse or become NaN."""
+    if values.dtype != object and values.dtype.kind not in "USb":
+        return np.asarray(values, dtype=np.float64)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), use_na_sentinel=True)
+    table = np.array([_as_float(u) for u in uniques] + [np.nan], dtype=np.float64)
+    return table[np.where(codes < 0, len(uniques), codes)]
 
 
 def _py(x: Any) -> Any:

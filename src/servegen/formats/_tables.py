@@ -17,6 +17,7 @@ Every failure is a ``ValueError`` naming the file (and the line, where there is 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) 
     opts = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     try:
         table = pa_json.read_json(path, parse_options=opts)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table.validate(full=True)  # Arrow's parser lets invalid UTF-8 through
+        table.column_names  # noqa: B018 (field names are decoded here)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         table = _json_fallback(path, types)
     except OSError as exc:  # e.g. a damaged .gz
         raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
@@ -140,11 +143,37 @@ def read_csv_table(
     )
     try:
         table = pa_csv.read_csv(path, convert_options=opts)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ValueError(f"{str(path)!r}: cannot read as CSV: {exc}") from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{str(path)!r}: cannot read as CSV: {_csv_error(path, opts, exc)}") from None
     except OSError as exc:
         raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
+    try:
+        table.column_names  # noqa: B018 (header names are decoded here)
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r}: the header (line 1) is not UTF-8 text") from None
+    for name in table.column_names:  # Arrow keeps cells that are not UTF-8 as bytes
+        arr = table.column(name)
+        if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+            line = 2 + next(i for i, v in enumerate(arr.to_pylist()) if v is not None and not _utf8(v))
+            raise ValueError(f"{str(path)!r}: column {name!r} is not UTF-8 text at line {line}")
     return _unique_names(table, path)
+
+
+def _csv_error(path: Path, opts: pa_csv.ConvertOptions, exc: Exception) -> str:
+    """Arrow's message, with the line: only a single-threaded read knows it (error path only)."""
+    try:
+        pa_csv.read_csv(path, convert_options=opts, read_options=pa_csv.ReadOptions(use_threads=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as again:
+        return re.sub(r"Row #(\d+): ", r"line \1: ", str(again))
+    return str(exc)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_parquet_table(path: Path) -> pa.Table:

@@ -137,7 +137,10 @@ def _text_lists(arr: pa.Array) -> pa.Array | None:
     try:
         numbers = values.cast(pa.int64())
     except pa.ArrowInvalid:
-        numbers = values.cast(pa.float64())
+        try:
+            numbers = values.cast(pa.float64())
+        except pa.ArrowInvalid:  # e.g. "[1, 2,3]": not servegen's encoding, keep the text
+            return None
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeListArray.from_arrays(pa.array(offsets), numbers)
