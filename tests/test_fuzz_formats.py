@@ -64,7 +64,7 @@ def check(read, path: Path, text: bool) -> None:  # type: ignore[no-untyped-def]
         assert path.name in msg, f"message does not name the file: {msg}"
         if text:  # a text format names the line, not an Arrow block's row
             assert not re.search(r"\bin row \d+", msg), msg
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         pytest.fail(f"{type(e).__name__} (not ValueError) reading {path.name}: {e}\n{path.read_bytes()!r}")
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0, f"{path.name}: {elapsed:.2f} s"
@@ -77,7 +77,7 @@ def test_damaged_golden_files(tmp_path: Path, name: str) -> None:
     target = tmp_path / name
     for data in mutations((DATA / name).read_bytes(), rng):
         target.write_bytes(data)
-        check(lambda p: read_trace(p, fmt), target, text=True)  # noqa: B023
+        check(lambda p: read_trace(p, fmt), target, text=True)
 
 
 def _rich_parquet(path: Path) -> Path:

@@ -151,12 +151,13 @@ def read_csv_table(
         table.column_names  # noqa: B018 (header names are decoded here)
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r}: the header (line 1) is not UTF-8 text") from None
+    _unique_names(table, path)
     for name in table.column_names:  # Arrow keeps cells that are not UTF-8 as bytes
         arr = table.column(name)
         if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             line = 2 + next(i for i, v in enumerate(arr.to_pylist()) if v is not None and not _utf8(v))
             raise ValueError(f"{str(path)!r}: column {name!r} is not UTF-8 text at line {line}")
-    return _unique_names(table, path)
+    return table
 
 
 def _csv_error(path: Path, opts: pa_csv.ConvertOptions, exc: Exception) -> str:
