@@ -316,6 +316,12 @@ class Requests:
 def read_parquet(path: str | os.PathLike[str]) -> Requests:
     """Read a file written by :meth:`Requests.to_parquet`.
 
+    The client keys come back with their types and order, and the columns are checked
+    as :func:`servegen.formats.read_trace` checks them: timestamps finite, >= 0 and
+    sorted; token and item counts (``*_tokens``, ``*_tokens_total``, ``*_count``) whole
+    and >= 0; no empty core cells; every ``client`` one of the listed keys. A damaged or
+    failing file is a ``ValueError`` naming the file (and the column and row).
+
     >>> import servegen as sg, tempfile, os
     >>> c = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=8, output_tokens=4)
     >>> r = sg.Workload([c]).sample(30, rng=1)

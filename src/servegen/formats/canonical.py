@@ -28,6 +28,17 @@ is lost; they differ only in encoding:
 
 Floats are written with the shortest decimal that reads back as the same float64.
 
+Client keys (ints, strs, or both) read back exactly, with their types
+(see ``servegen._keys``): Parquet lists them in its metadata; JSON has types; in CSV a
+``client`` cell that is an integer literal (``7``, ``-3``) is an int key and any other
+cell a str key, so a str key that looks like an integer (``"7"``) is refused when
+writing CSV, with a pointer to ``parquet``/``jsonl``. Strings a CSV reader would take for
+a missing value (``""``, ``"NaN"``, ``"null"``, ``"NA"`` ...) are written quoted, and a
+quoted cell is never missing. Keys that differ only in type (``1`` and ``"1"``) are
+refused by Parquet and CSV, which store mixed keys as text. An empty stream writes a
+file that reads back as zero rows (a CSV header, an empty JSON Lines file, a Parquet
+file without rows).
+
 Reading (``parquet``, ``csv``, ``jsonl``; ``servegen`` picks one of them by the file
 extension) also takes traces from other tools: ``columns={canonical: source}`` names
 the file's columns (unmapped columns are kept under their own names) and ``time_unit``
