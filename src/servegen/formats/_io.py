@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from ..requests import Ragged, Requests
-from ._tables import is_json_text, values
+from ._tables import is_json_text, parse_floats, to_float, values
 from ._tables import read_csv_table as read_csv_table
 from ._tables import read_json_table as read_json_table
 
@@ -423,7 +423,7 @@ def numbers(table: pa.Table, name: str, path: Path, first_line: int) -> NDArray[
     # Text cells: parse each distinct one (JSON texts of a mixed field are decoded first).
     decode = json.loads if is_json_text(table, name) else str
     codes, uniques = pd.factorize(arr.cast(pa.string()).to_pandas(), use_na_sentinel=True)
-    table_of = np.array([_as_float(decode(u)) for u in uniques] + [np.nan], dtype=np.float64)
+    table_of = np.array([to_float(decode(u)) for u in uniques] + [np.nan], dtype=np.float64)
     parsed = table_of[np.where(codes < 0, len(uniques), codes)]
     bad = np.isnan(parsed) & (codes >= 0)
     if not bad.any():  # numbers Arrow could not type (beyond int64): counts() checks the range
@@ -432,22 +432,6 @@ def numbers(table: pa.Table, name: str, path: Path, first_line: int) -> NDArray[
     raise ValueError(
         f"{str(path)!r}: column {name!r} must be numeric, got {arr[i].as_py()!r} at line {i + first_line}"
     )
-
-
-def _as_float(v: Any) -> float:
-    if isinstance(v, bool):
-        return np.nan
-    if isinstance(v, (int, float)):
-        try:
-            return float(v)
-        except OverflowError:  # an integer beyond float64: out of every count's range
-            return np.inf
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return np.nan
-    return np.nan
 
 
 def timeline(values: NDArray[Any], unit: str, relative: bool) -> tuple[NDArray[np.float64], float]:
@@ -518,7 +502,7 @@ def counts(
         bad = values < 0
         rule = "must be >= 0"
     else:
-        v = _floats(values)
+        v = parse_floats(values)
         whole = v == np.floor(np.where(np.isfinite(v), v, 0))
         bad = ~((v >= 0) & (v < 2.0**63) & whole)
         rule = "must be a whole number >= 0 and below 2**63 (no empty cells)"
@@ -528,15 +512,6 @@ def counts(
             f"{str(path)!r}: column {name!r} {rule}, got {_py(values[i])!r} at {where} {i + first_line}"
         )
     return v.astype(np.int64) if not np.issubdtype(values.dtype, np.integer) else values.astype(np.int64)
-
-
-def _floats(values: NDArray[Any]) -> NDArray[np.float64]:
-    """Numbers as float64; text and other objects (a damaged column) parse or become NaN."""
-    if values.dtype != object and values.dtype.kind not in "USb":
-        return np.asarray(values, dtype=np.float64)
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), use_na_sentinel=True)
-    table = np.array([_as_float(u) for u in uniques] + [np.nan], dtype=np.float64)
-    return table[np.where(codes < 0, len(uniques), codes)]
 
 
 def _py(x: Any) -> Any:

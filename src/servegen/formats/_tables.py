@@ -28,8 +28,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
-__all__ = ["is_json_text", "read_csv_table", "read_json_table", "read_parquet_table", "values"]
+__all__ = [
+    "is_json_text", "parse_floats", "read_csv_table", "read_json_table", "read_parquet_table", "to_float",
+    "values",
+]  # fmt: skip
 
 _JSON_TEXT = {b"servegen.json": b"1"}
 
@@ -184,3 +188,29 @@ def read_parquet_table(path: Path) -> pa.Table:
     except (pa.ArrowException, OSError) as exc:  # a damaged file: thrift, page or codec errors
         raise ValueError(f"{str(path)!r}: cannot read as Parquet: {exc}") from None
     return _unique_names(table, path)
+
+
+def to_float(v: Any) -> float:
+    """A number from a JSON value or a text cell; NaN when it is not one."""
+    if isinstance(v, bool):
+        return np.nan
+    if isinstance(v, (int, float)):
+        try:
+            return float(v)
+        except OverflowError:  # an integer beyond float64: out of every count's range
+            return np.inf
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return np.nan
+    return np.nan
+
+
+def parse_floats(values: NDArray[Any]) -> NDArray[np.float64]:
+    """Numbers as float64; text and other objects (a damaged column) parse or become NaN."""
+    if values.dtype != object and values.dtype.kind not in "USb":
+        return np.asarray(values, dtype=np.float64)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), use_na_sentinel=True)
+    table = np.array([to_float(u) for u in uniques] + [np.nan], dtype=np.float64)
+    return table[np.where(codes < 0, len(uniques), codes)]
