@@ -118,6 +118,18 @@ def test_csv_count_beyond_int64_is_an_error(tmp_path: Path) -> None:
         read_trace(q, "mooncake")
 
 
+@pytest.mark.parametrize(
+    "stamp", ["2924-05-10 00:00:00", "1024-05-10 00:00:00.061000+00:00"], ids=["arrow-timestamp", "iso-zone"]
+)
+def test_date_times_beyond_int64_nanoseconds_are_an_error(tmp_path: Path, stamp: str) -> None:
+    p = tmp_path / "oob.csv"
+    p.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n2024-05-10 00:00:00,1,2\n{stamp},3,4\n")
+    with pytest.raises(
+        ValueError, match=r"oob.csv'.*'TIMESTAMP' must be a date-time in the years 1677-2262.*line 3"
+    ):
+        read_trace(p, "azure")
+
+
 def _parquet(tmp_path: Path, **cols: object) -> Path:
     base = {
         "timestamp": [0.0, 1.0, 2.0],

@@ -465,6 +465,14 @@ def datetimes(values: Any, name: str, path: Path, first_line: int) -> NDArray[np
     if parsed.isna().any():
         i = int(np.argmax(parsed.isna().to_numpy()))
         raise ValueError(f"{str(path)!r}: column {name!r} is empty at line {i + first_line}")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    out = ((parsed < lo) | (parsed > hi)).to_numpy()
+    if out.any():  # int64 nanoseconds span the years 1677-2262
+        i = int(np.argmax(out))
+        raise ValueError(
+            f"{str(path)!r}: column {name!r} must be a date-time in the years 1677-2262, "
+            f"got {series.iloc[i]!r} at line {i + first_line}"
+        )
     return parsed.dt.as_unit("ns").to_numpy().view(np.int64).copy()
 
 
@@ -476,8 +484,16 @@ def epoch_ns(arr: pa.Array, name: str, path: Path, first_line: int) -> NDArray[n
         if arr.null_count:
             i = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
             raise ValueError(f"{str(path)!r}: column {name!r} is empty at line {i + first_line}")
-        ns = arr.cast(pa.timestamp("ns", tz=arr.type.tz)).cast(pa.int64())
-        return ns.to_numpy().astype(np.int64)
+        ticks = arr.cast(pa.int64()).to_numpy()
+        per_ns = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[arr.type.unit]
+        bad = np.abs(ticks) > (2**63 - 1) // per_ns
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{str(path)!r}: column {name!r} must be a date-time in the years 1677-2262, "
+                f"got {arr[i].as_py()} at line {i + first_line}"
+            )
+        return ticks.astype(np.int64) * per_ns
     return datetimes(arr.to_pandas(), name, path, first_line)
 
 
