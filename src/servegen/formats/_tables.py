@@ -55,8 +55,8 @@ def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) 
         table = pa_json.read_json(path, parse_options=opts)
         table.validate(full=True)  # Arrow's parser lets invalid UTF-8 through
         table.column_names  # noqa: B018 (field names are decoded here)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-        table = _json_fallback(path, types)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+        table = _json_fallback(path, types, duplicates="specified twice" in str(exc))
     except OSError as exc:  # e.g. a damaged .gz
         raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
     if table.num_rows:
@@ -67,19 +67,21 @@ def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) 
     return _unique_names(table, path)
 
 
-def _json_fallback(path: Path, types: Mapping[str, pa.DataType]) -> pa.Table:
+def _json_fallback(path: Path, types: Mapping[str, pa.DataType], duplicates: bool) -> pa.Table:
     try:
         with pa.input_stream(str(path), compression="detect") as fh:
             data = fh.read()
     except (OSError, pa.ArrowException) as exc:
         raise ValueError(f"{str(path)!r}: cannot read: {exc}") from None
+    # The slow path (one stdlib parse per line) runs only for files Arrow cannot read. The
+    # pairs hook (slower) names a repeated field, which Arrow reported without its line.
+    decode = json.JSONDecoder(object_pairs_hook=_no_duplicates if duplicates else None).decode
     records: list[dict[str, Any]] = []
-    # The slow path (one stdlib parse per line) runs only for files Arrow cannot read.
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+            obj = decode(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ValueError(f"{str(path)!r}: not valid JSON Lines (line {number}): {exc}") from None
         if not isinstance(obj, dict):
@@ -94,11 +96,29 @@ def _json_fallback(path: Path, types: Mapping[str, pa.DataType]) -> pa.Table:
         arr = _typed(column, types.get(name))
         meta = None
         if arr is None:  # no single Arrow type: keep each value's JSON text
-            arr = pa.array([None if v is None else json.dumps(v) for v in column], type=pa.string())
+            arr = pa.array(_json_texts(column), type=pa.string())
             meta = _JSON_TEXT
         arrays.append(arr)
         fields.append(pa.field(name, arr.type, metadata=meta))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _json_texts(column: list[Any]) -> list[str | None]:
+    """Each value's JSON text, encoded once per distinct scalar (keyed by type: 1 and True differ)."""
+    cache: dict[tuple[type, Any], str] = {}
+    out: list[str | None] = []
+    for v in column:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (list, dict)):
+            out.append(json.dumps(v))
+        else:
+            key = (type(v), v)
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = json.dumps(v)
+            out.append(text)
+    return out
 
 
 def _typed(column: list[Any], want: pa.DataType | None) -> pa.Array | None:
