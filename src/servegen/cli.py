@@ -22,10 +22,12 @@ traceback instead. Outputs are written atomically: on an error or Ctrl-C nothing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -403,13 +405,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from ._atomic import atomic_write
     from .fit import fit
-    from .requests import _atomic_write
 
     df = _read(args.trace, args.format)
     wl = fit(df, window=args.window, client=args.client, rng=args.seed, sessions=args.sessions)
     text = wl.to_json(indent=1)
-    path = _atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n"))
+    path = atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n"))
     print(f"wrote {path}: {len(wl.clients)} client(s) fitted on {len(df):,} requests", file=sys.stderr)
     return 0
 
@@ -433,6 +435,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``kill``) and SIGHUP (a closed terminal) unwind like Ctrl-C,
+    so the atomic writer removes its temporary file (only SIGKILL cannot be caught; the
+    next write of the same target removes what it leaves, see ``servegen._atomic``)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signum)
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    try:
+        old = {n: signal.signal(getattr(signal, n), interrupt) for n in names}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for n, handler in old.items():
+            signal.signal(getattr(signal, n), handler)
+
+
 # -- entry point ---------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
@@ -445,10 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version and usage errors
         return e.code if isinstance(e.code, int) else 1
     try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
+        with _terminate_as_interrupt():
+            return int(args.func(args))
+    except KeyboardInterrupt as e:
         print("servegen: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return 128 + e.args[0] if e.args and isinstance(e.args[0], int) else 130
     except (ValueError, TypeError, OSError) as e:
         if os.environ.get("SERVEGEN_DEBUG"):
             raise

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
+
+from . import _keys
+from ._atomic import atomic_write
 
 __all__ = ["Ragged", "Requests", "merge", "read_parquet"]
 
@@ -257,61 +260,38 @@ class Requests:
     def to_pandas(self) -> pd.DataFrame:
         """A DataFrame: ``client`` is categorical over the keys, ragged columns hold arrays."""
         data: dict[str, Any] = dict(self._cols)
-        data["client"] = pd.Categorical.from_codes(self.client, categories=_categories(self.clients))
+        # The keys as they are (an object index when ints and strs mix): nothing converted.
+        categories = pd.Index(list(self.clients), dtype=object if len(self.clients) else None)
+        data["client"] = pd.Categorical.from_codes(self.client, categories=categories)
         for name, rg in self._ragged.items():
             data[name] = pd.Series(np.split(rg.values, rg.offsets[1:-1]) if len(rg) else [], dtype=object)
         return pd.DataFrame(data, copy=False)
 
     def to_arrow(self) -> pa.Table:
         """An Arrow table (``client`` dictionary-encoded, ragged columns as list arrays)."""
+        keys = _keys.storable(self.clients)
         arrays, names = [], []
         for name, arr in self._cols.items():
             if name == "client":
-                arrays.append(
-                    pa.DictionaryArray.from_arrays(pa.array(arr), pa.array(_categories(self.clients)))
-                )
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(arr), _keys.arrow_dictionary(keys)))
             else:
                 arrays.append(pa.array(arr))
             names.append(name)
         for name, rg in self._ragged.items():
             arrays.append(rg.to_arrow())
             names.append(name)
-        meta = {"clients": list(_categories(self.clients)), "duration": self.duration, **self.meta}
+        meta = {"clients": keys, "duration": self.duration, **self.meta}
         schema_meta = {_META_KEY: json.dumps(meta, default=_json_default).encode()}
         table = pa.Table.from_arrays(arrays, names=names)
         return table.replace_schema_metadata(schema_meta)
 
     @staticmethod
     def from_arrow(table: pa.Table) -> Requests:
-        """Rebuild from :meth:`to_arrow` output (or any table with the core columns)."""
-        meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
-        cols: dict[str, NDArray[Any]] = {}
-        ragged: dict[str, Ragged] = {}
-        clients: list[Any] | None = meta.pop("clients", None)
-        for name in table.column_names:
-            col = table.column(name).combine_chunks() if table.num_rows else table.column(name)
-            if isinstance(col, pa.ChunkedArray):
-                col = pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], type=col.type)
-            if name == "client" and pa.types.is_dictionary(col.type):
-                dictionary = col.dictionary.to_pylist()
-                codes = col.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-                if clients is None:
-                    clients = dictionary
-                elif dictionary != clients:  # re-map codes to the stored key order
-                    remap = np.array([clients.index(k) for k in dictionary], dtype=np.int32)
-                    codes = remap[codes]
-                cols[name] = codes
-            elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-                offsets = np.asarray(col.offsets.to_numpy(), dtype=np.int64)
-                ragged[name] = Ragged(col.flatten().to_numpy(zero_copy_only=False), offsets - offsets[0])
-            else:
-                cols[name] = col.to_numpy(zero_copy_only=False)
-        if "client" in cols and clients is None:
-            raw = cols["client"]
-            clients = sorted(set(raw.tolist()))
-            cols["client"] = np.searchsorted(np.asarray(clients), raw).astype(np.int32)
-        duration = meta.pop("duration", None)
-        return Requests(cols, clients=clients or [], ragged=ragged, duration=duration, meta=meta)
+        """Rebuild from :meth:`to_arrow` output (or any table with the core columns).
+
+        The columns are checked as :func:`read_parquet` checks them (``ValueError``).
+        """
+        return _from_table(table, "Requests.from_arrow")
 
     def to_parquet(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write a Parquet file atomically (a temporary file renamed on success)."""
@@ -336,6 +316,12 @@ class Requests:
 def read_parquet(path: str | os.PathLike[str]) -> Requests:
     """Read a file written by :meth:`Requests.to_parquet`.
 
+    The client keys come back with their types and order, and the columns are checked
+    as :func:`servegen.formats.read_trace` checks them: timestamps finite, >= 0 and
+    sorted; token and item counts (``*_tokens``, ``*_tokens_total``, ``*_count``) whole
+    and >= 0; no empty core cells; every ``client`` one of the listed keys. A damaged or
+    failing file is a ``ValueError`` naming the file (and the column and row).
+
     >>> import servegen as sg, tempfile, os
     >>> c = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=8, output_tokens=4)
     >>> r = sg.Workload([c]).sample(30, rng=1)
@@ -343,7 +329,97 @@ def read_parquet(path: str | os.PathLike[str]) -> Requests:
     >>> sg.read_parquet(p).equals(r)
     True
     """
-    return Requests.from_arrow(pq.read_table(path))
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:  # a damaged or foreign file
+        raise ValueError(f"{str(path)!r}: cannot read as Parquet: {exc}") from None
+    return _from_table(table, repr(str(path)))
+
+
+def _is_count(name: str) -> bool:
+    """Flat columns that count tokens or items: whole numbers >= 0 (as read_trace requires)."""
+    return name.endswith(("_tokens", "_tokens_total", "_count"))
+
+
+def _from_table(table: pa.Table, where: str) -> Requests:
+    """A checked :class:`Requests` from an Arrow table (``where`` names it in errors)."""
+    names = table.column_names
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{where}: column(s) {dup!r} appear more than once")
+    missing = [c for c in CORE_DTYPES if c not in names]
+    if missing:
+        raise ValueError(f"{where}: missing core column(s) {missing!r}; its columns are {names!r}")
+    try:
+        meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+    except ValueError:
+        raise ValueError(f"{where}: the servegen schema metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: the servegen schema metadata must be a JSON object, got {meta!r}")
+    clients: Any = meta.pop("clients", None)
+    if clients is not None and not (
+        isinstance(clients, list) and all(isinstance(k, (int, str)) for k in clients)
+    ):
+        raise ValueError(f"{where}: the metadata's client keys must be a list of ints and strs")
+    cols: dict[str, NDArray[Any]] = {}
+    ragged: dict[str, Ragged] = {}
+    for name in names:
+        chunked = table.column(name)
+        if name == "client":
+            cols[name], clients = _keys.decode_arrow(chunked, clients, where)
+            continue
+        col = chunked.combine_chunks() if chunked.num_chunks else pa.array([], type=chunked.type)
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            col = col.fill_null(pa.scalar([], type=col.type)) if col.null_count else col
+            offsets = np.asarray(col.offsets.to_numpy(), dtype=np.int64)
+            values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+            if _is_count(name):
+                values = _counts(values, name, where, "value")
+            ragged[name] = Ragged(values, offsets - offsets[0])
+            continue
+        if name == "timestamp" or _is_count(name):
+            if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+                raise ValueError(f"{where}: column {name!r} must be numeric, got type {col.type}")
+            if col.null_count:
+                i = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
+                raise ValueError(f"{where}: column {name!r} is empty at row {i}")
+        arr = col.to_numpy(zero_copy_only=False)
+        cols[name] = _counts(arr, name, where, "row") if _is_count(name) else arr
+    t = np.asarray(cols["timestamp"], dtype=np.float64)
+    bad = ~np.isfinite(t) | (t < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        got = t[i].item()
+        raise ValueError(f"{where}: column 'timestamp' must be finite and >= 0, got {got!r} at row {i}")
+    down = np.flatnonzero(np.diff(t) < 0)
+    if down.size:
+        i = int(down[0]) + 1
+        raise ValueError(
+            f"{where}: column 'timestamp' must be sorted, got {t[i].item()!r} after {t[i - 1].item()!r} "
+            f"at row {i}"
+        )
+    duration = meta.pop("duration", None)
+    return Requests(cols, clients=clients, ragged=ragged, duration=duration, meta=meta)
+
+
+def _counts(arr: NDArray[Any], name: str, where: str, what: str) -> NDArray[np.int64]:
+    """Whole numbers in [0, 2**63) as int64 (floats too: other tools may store counts so)."""
+    if np.issubdtype(arr.dtype, np.integer):
+        bad = arr < 0
+    elif np.issubdtype(arr.dtype, np.floating):
+        whole = arr == np.floor(np.where(np.isfinite(arr), arr, 0))
+        bad = ~((arr >= 0) & (arr < 2.0**63) & whole)
+    else:
+        raise ValueError(f"{where}: column {name!r} must hold whole numbers, got {arr.dtype}")
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{where}: column {name!r} must be a whole number >= 0 (below 2**63), "
+            f"got {arr[i].item()!r} at {what} {i}"
+        )
+    return arr.astype(np.int64, copy=False)
 
 
 def merge(parts: Iterable[Requests]) -> Requests:
@@ -361,7 +437,7 @@ def merge(parts: Iterable[Requests]) -> Requests:
     # stable: a client's own requests keep their order; ties across clients by index
     order = np.lexsort((joined.client, joined.timestamp))
     out = joined.take(order)
-    if "parent" in out._cols and "session" in out._cols:
+    if "parent" in out._cols and "session" in out._cols and "turn" in out._cols:
         out._cols["parent"] = _parents(out._cols["session"], out._cols["turn"])
     return out
 
@@ -370,16 +446,12 @@ def _parents(session: NDArray[np.int64], turn: NDArray[np.int64]) -> NDArray[np.
     """Row of each turn's previous turn in the same session (-1 for first turns)."""
     parent = np.full(session.size, -1, dtype=np.int64)
     rows = np.flatnonzero(session >= 0)
+    if rows.size == 0:  # no row belongs to a session (e.g. a part of other clients)
+        return parent
     o = rows[np.lexsort((turn[rows], session[rows]))]
     same = np.r_[False, session[o][1:] == session[o][:-1]]
     parent[o[same]] = o[np.flatnonzero(same) - 1]
     return parent
-
-
-def _categories(keys: Sequence[Hashable]) -> list[Any]:
-    if all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in keys):
-        return [int(k) for k in keys]
-    return [str(k) for k in keys]
 
 
 def _json_default(obj: Any) -> Any:
@@ -389,20 +461,5 @@ def _json_default(obj: Any) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> Path:
-    """Run ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary."""
-    path = path.expanduser()
-    if not path.parent.exists():
-        raise ValueError(f"output directory does not exist: {str(path.parent)!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Kept for the modules that import it from here; see :mod:`servegen._atomic`."""
+    return atomic_write(path, write)

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 from numpy.typing import NDArray
 
 from ..requests import Ragged, Requests
+from ._tables import is_json_text, parse_floats, to_float, values
+from ._tables import read_csv_table as read_csv_table
+from ._tables import read_json_table as read_json_table
 
 #: Rows encoded at once: bounds the memory of one encoded batch (and keeps every Arrow
 #: string array far below its 2 GiB offset limit).
@@ -88,11 +89,19 @@ def json_text(u: Any) -> str:
     return json.dumps(u if isinstance(u, (str, int, float, bool)) else str(u))
 
 
+# Cells Arrow's CSV reader takes for a missing value unless quoted (its default list).
+_NULL_TOKENS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]
+)  # fmt: skip
+
+
 def csv_text(u: Any) -> str:
     if u is None:
         return ""
     s = str(u.item() if isinstance(u, np.generic) else u)
-    if any(c in s for c in ',"\r\n'):
+    # Quoted, a string that reads as missing ("NaN", "null", "") stays that string.
+    if any(c in s for c in ',"\r\n') or (isinstance(u, str) and s in _NULL_TOKENS):
         return '"' + s.replace('"', '""') + '"'
     return s
 
@@ -388,47 +397,6 @@ def ns_int(t: NDArray[np.float64]) -> NDArray[np.int64]:
 
 
 # -- reading ---------------------------------------------------------------------------
-def read_json_table(path: Path, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
-    """A JSON Lines file as an Arrow table; known fields get fixed types, others inferred."""
-    schema = pa.schema(list((types or {}).items()))
-    opts = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-    try:
-        table = pa_json.read_json(path, parse_options=opts)
-    except pa.ArrowInvalid as exc:
-        raise ValueError(f"{str(path)!r}: not valid JSON Lines{_bad_json_line(path)}: {exc}") from None
-    if table.num_rows == 0:
-        raise ValueError(f"{str(path)!r}: the file has no rows")
-    # Arrow adds every field of an explicit schema, as nulls when the file lacks it.
-    absent = [n for n in schema.names if table.column(n).null_count == table.num_rows]
-    return table.drop_columns(absent)
-
-
-def _bad_json_line(path: Path) -> str:
-    # Only on the error path: Arrow reports a row within a block, we want the file line.
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        json.loads(line)
-                    except ValueError:
-                        return f" (line {number})"
-    except (OSError, UnicodeDecodeError):
-        pass
-    return ""
-
-
-def read_csv_table(path: Path, types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
-    opts = pa_csv.ConvertOptions(column_types=dict(types or {}), strings_can_be_null=True)
-    try:
-        table = pa_csv.read_csv(path, convert_options=opts)
-    except pa.ArrowInvalid as exc:
-        raise ValueError(f"{str(path)!r}: cannot read as CSV: {exc}") from None
-    if table.num_rows == 0:
-        raise ValueError(f"{str(path)!r}: the file has no rows")
-    return table
-
-
 def require(present: Sequence[str], needed: Sequence[str], path: Path, fmt: str) -> None:
     missing = [c for c in needed if c not in present]
     if missing:
@@ -452,9 +420,15 @@ def numbers(table: pa.Table, name: str, path: Path, first_line: int) -> NDArray[
         return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(arr.type):
         return arr.to_numpy(zero_copy_only=False).astype(np.float64)
-    parsed = pd.to_numeric(pd.Series(arr.to_pandas()), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(parsed) & ~pd.isna(arr.to_pandas()).to_numpy()
-    i = int(np.argmax(bad)) if bad.any() else 0
+    # Text cells: parse each distinct one (JSON texts of a mixed field are decoded first).
+    decode = json.loads if is_json_text(table, name) else str
+    codes, uniques = pd.factorize(arr.cast(pa.string()).to_pandas(), use_na_sentinel=True)
+    table_of = np.array([to_float(decode(u)) for u in uniques] + [np.nan], dtype=np.float64)
+    parsed = table_of[np.where(codes < 0, len(uniques), codes)]
+    bad = np.isnan(parsed) & (codes >= 0)
+    if not bad.any():  # numbers Arrow could not type (beyond int64): counts() checks the range
+        return parsed
+    i = int(np.argmax(bad))
     raise ValueError(
         f"{str(path)!r}: column {name!r} must be numeric, got {arr[i].as_py()!r} at line {i + first_line}"
     )
@@ -491,22 +465,40 @@ def datetimes(values: Any, name: str, path: Path, first_line: int) -> NDArray[np
     if parsed.isna().any():
         i = int(np.argmax(parsed.isna().to_numpy()))
         raise ValueError(f"{str(path)!r}: column {name!r} is empty at line {i + first_line}")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    out = ((parsed < lo) | (parsed > hi)).to_numpy()
+    if out.any():  # int64 nanoseconds span the years 1677-2262
+        i = int(np.argmax(out))
+        raise ValueError(
+            f"{str(path)!r}: column {name!r} must be a date-time in the years 1677-2262, "
+            f"got {series.iloc[i]!r} at line {i + first_line}"
+        )
     return parsed.dt.as_unit("ns").to_numpy().view(np.int64).copy()
 
 
 def epoch_ns(arr: pa.Array, name: str, path: Path, first_line: int) -> NDArray[np.int64]:
     """An Arrow timestamp column (or date-time strings) as int64 ns since the epoch (UTC)."""
+    if len(arr) == 0:  # an empty stream (a header-only file)
+        return np.zeros(0, dtype=np.int64)
     if pa.types.is_timestamp(arr.type):
         if arr.null_count:
             i = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
             raise ValueError(f"{str(path)!r}: column {name!r} is empty at line {i + first_line}")
-        ns = arr.cast(pa.timestamp("ns", tz=arr.type.tz)).cast(pa.int64())
-        return ns.to_numpy().astype(np.int64)
+        ticks = arr.cast(pa.int64()).to_numpy()
+        per_ns = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[arr.type.unit]
+        bad = np.abs(ticks) > (2**63 - 1) // per_ns
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{str(path)!r}: column {name!r} must be a date-time in the years 1677-2262, "
+                f"got {arr[i].as_py()} at line {i + first_line}"
+            )
+        return ticks.astype(np.int64) * per_ns
     return datetimes(arr.to_pandas(), name, path, first_line)
 
 
 def datetime_timeline(ns: NDArray[np.int64], relative: bool) -> tuple[NDArray[np.float64], str]:
-    origin = int(ns.min()) if relative else 0
+    origin = int(ns.min()) if relative and len(ns) else 0
     iso = pd.Timestamp(origin, unit="ns", tz="UTC").isoformat()
     return _int_seconds(ns - origin, 10**9), iso
 
@@ -526,15 +518,16 @@ def counts(
         bad = values < 0
         rule = "must be >= 0"
     else:
-        v = np.asarray(values, dtype=np.float64)
-        bad = ~np.isfinite(v) | (v < 0) | (v != np.floor(np.where(np.isfinite(v), v, 0)))
-        rule = "must be a whole number >= 0 (no empty cells)"
+        v = parse_floats(values)
+        whole = v == np.floor(np.where(np.isfinite(v), v, 0))
+        bad = ~((v >= 0) & (v < 2.0**63) & whole)
+        rule = "must be a whole number >= 0 and below 2**63 (no empty cells)"
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(
             f"{str(path)!r}: column {name!r} {rule}, got {_py(values[i])!r} at {where} {i + first_line}"
         )
-    return values.astype(np.int64)
+    return v.astype(np.int64) if not np.issubdtype(values.dtype, np.integer) else values.astype(np.int64)
 
 
 def _py(x: Any) -> Any:
@@ -572,7 +565,7 @@ def extras(table: pa.Table, skip: Sequence[str], path: Path) -> dict[str, Any]:
                 continue
             except pa.ArrowInvalid:
                 pass
-        out[name] = arr.to_pandas()
+        out[name] = values(table, name)
     return out
 
 

@@ -28,6 +28,17 @@ is lost; they differ only in encoding:
 
 Floats are written with the shortest decimal that reads back as the same float64.
 
+Client keys (ints, strs, or both) read back exactly, with their types
+(see ``servegen._keys``): Parquet lists them in its metadata; JSON has types; in CSV a
+``client`` cell that is an integer literal (``7``, ``-3``) is an int key and any other
+cell a str key, so a str key that looks like an integer (``"7"``) is refused when
+writing CSV, with a pointer to ``parquet``/``jsonl``. Strings a CSV reader would take for
+a missing value (``""``, ``"NaN"``, ``"null"``, ``"NA"`` ...) are written quoted, and a
+quoted cell is never missing. Keys that differ only in type (``1`` and ``"1"``) are
+refused by Parquet and CSV, which store mixed keys as text. An empty stream writes a
+file that reads back as zero rows (a CSV header, an empty JSON Lines file, a Parquet
+file without rows).
+
 Reading (``parquet``, ``csv``, ``jsonl``; ``servegen`` picks one of them by the file
 extension) also takes traces from other tools: ``columns={canonical: source}`` names
 the file's columns (unmapped columns are kept under their own names) and ``time_unit``
@@ -59,26 +70,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import _keys
 from ..requests import _META_KEY, Ragged, Requests
-from . import _io
+from . import _io, _tables
 
 __all__ = ["CsvWriter", "JsonlWriter", "ParquetWriter", "read_generic"]
 
 _LIST_TEXT = r"^\[[-+0-9., eE]*\]$"
 
 
-def _load(path: Path, kind: str) -> pa.Table:
+def _load(path: Path, kind: str, client: str) -> pa.Table:
     if kind == "parquet":
-        try:
-            table = pq.read_table(path)
-        except pa.ArrowInvalid as exc:
-            raise ValueError(f"{str(path)!r}: cannot read as Parquet: {exc}") from None
-        if table.num_rows == 0:
-            raise ValueError(f"{str(path)!r}: the file has no rows")
-        return table
+        return _tables.read_parquet_table(path)
     if kind == "csv":
-        return _io.read_csv_table(path)
-    return _io.read_json_table(path)
+        return _io.read_csv_table(path, text=[client])
+    table = _io.read_json_table(path)
+    if table.num_columns == 0:  # an empty file: an empty stream (see _tables)
+        core = ("timestamp", "input_tokens", "output_tokens")
+        table = pa.table({n: pa.array([], type=pa.float64()) for n in core})
+    return table
 
 
 def _kind_of(path: Path) -> str:
@@ -138,7 +148,10 @@ def _text_lists(arr: pa.Array) -> pa.Array | None:
     try:
         numbers = values.cast(pa.int64())
     except pa.ArrowInvalid:
-        numbers = values.cast(pa.float64())
+        try:
+            numbers = values.cast(pa.float64())
+        except pa.ArrowInvalid:  # e.g. "[1, 2,3]": not servegen's encoding, keep the text
+            return None
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeListArray.from_arrays(pa.array(offsets), numbers)
@@ -155,7 +168,8 @@ def read_generic(
 ) -> pd.DataFrame:
     """Read a Parquet / CSV / JSON Lines trace into the canonical DataFrame."""
     kind = _kind_of(path) if fmt == "servegen" else fmt
-    table = _load(path, kind)
+    client = columns.get("client", "client") if isinstance(columns, Mapping) else "client"
+    table = _load(path, kind, client if isinstance(client, str) else "client")
     rename = _mapping(columns, table.column_names, path, fmt)
     sources = {dst: src for src, dst in rename.items()}
     first_line = {"csv": 2, "jsonl": 1}.get(kind, 0)
@@ -188,8 +202,10 @@ def read_generic(
                 data[name] = arr.to_pandas()
         elif name in ("input_tokens", "output_tokens"):
             data[name] = _io.numbers(table, src, path, first_line)
+        elif name == "client":
+            data[name] = _client_values(table, src, kind, meta, path)
         else:
-            data[name] = arr.to_pandas()
+            data[name] = _tables.values(table, src)
     block = block_size if block_size is not None else meta.get("block_size")
     if "hash_ids" in data and block is not None:
         attrs["block_size"] = _io.check_block_size(block)
@@ -198,6 +214,29 @@ def read_generic(
     return _io.finish(
         data, path=path, fmt=fmt, sources=sources, first_line=first_line, attrs=attrs, where=where
     )
+
+
+def _client_values(table: pa.Table, src: str, kind: str, meta: dict[str, Any], path: Path) -> Any:
+    """The client key of every row, exactly as written (see :mod:`servegen._keys`)."""
+    arr = table.column(src)
+    if kind == "parquet" and isinstance(meta.get("clients"), list):
+        codes, keys = _keys.decode_arrow(arr, meta["clients"], repr(str(path)))
+        return _take(keys, codes)
+    if kind == "csv" and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        codes, uniques = pd.factorize(_io.column(table, src).to_pandas(), use_na_sentinel=True)
+        return _take(_keys.text_keys(list(uniques)), codes)
+    return _tables.values(table, src)
+
+
+def _take(keys: list[Any], codes: np.ndarray) -> Any:
+    """Keys gathered by code (-1: missing); an int64 array when every key is an int."""
+    lookup = np.empty(len(keys) + 1, dtype=object)
+    lookup[:-1] = keys
+    lookup[-1] = None
+    out = lookup[np.where(np.asarray(codes) < 0, len(keys), codes)]
+    if all(isinstance(k, int) for k in keys) and (np.asarray(codes) >= 0).all():
+        return out.astype(np.int64)
+    return out
 
 
 # -- writers ---------------------------------------------------------------------------
@@ -274,6 +313,7 @@ class CsvWriter(_io.TextWriter):
 
     def write(self, req: Requests) -> None:
         if not self._header:
+            _keys.check_text_keys(_keys.storable(req.clients), "csv")
             assert self._fh is not None
             self._fh.write(_io.csv_header(req.columns))
             self._header = True
@@ -290,6 +330,13 @@ class JsonlWriter(_io.TextWriter):
 
     def __init__(self) -> None:
         super().__init__()
+        self._checked = False
+
+    def write(self, req: Requests) -> None:
+        if not self._checked:
+            _keys.storable(req.clients)
+            self._checked = True
+        super().write(req)
 
     def encode(self, req: Requests) -> pa.Array:
         return _io.json_lines([(name, _cells(req, name, "json")) for name in req.columns])
