@@ -63,6 +63,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special, stats
 
+from . import dask_fit
 from ._rng import generator
 from .arrivals import ArrivalSchedule, weibull_shape
 from .client import Client
@@ -298,9 +299,14 @@ def _weibull_fit(
     return c, scale, ll
 
 
-def _floor_resolution(times: Float64) -> float:
-    """Gaps shorter than this are rounding noise of float64 timestamps (256 ulps)."""
-    return float(256 * np.spacing(max(float(np.abs(times).max()), 1.0)))
+def _floor_resolution(times: Float64, seg: NDArray[np.int64], nseg: int) -> Float64:
+    """Per segment: gaps shorter than this are rounding noise of its float64 times (256 ulps).
+
+    Per segment, not per trace, so a client's statistics never depend on other clients.
+    """
+    top = np.ones(nseg)
+    np.maximum.at(top, seg, np.abs(times))
+    return 256 * np.spacing(top)
 
 
 def _iat_table(
@@ -341,13 +347,13 @@ def _iat_table(
     x = gaps(tr.timestamp)
     q = tr.quantization
     res = q.resolution if (q is not None and q.resolution > 0 and not tr.dequantized) else 0.0
-    delta = max(res, _floor_resolution(tr.timestamp))
+    delta = np.maximum(res, _floor_resolution(tr.timestamp, seg, nseg))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_x = np.bincount(gs, x, minlength=nseg) / cnt
         dy = delta / mean_x  # the censoring point, in units of the mean gap
         if gap_times is not None:
             x = gaps(gap_times)
-            fl = _floor_resolution(gap_times)
+            fl = _floor_resolution(gap_times, seg, nseg)
             mean_op = np.bincount(gs, x, minlength=nseg) / cnt
             dy = np.maximum(dy, fl / mean_op)
             mean_x = mean_op
@@ -686,6 +692,8 @@ def characterize(
     >>> int(r.loc[0, "n"]), round(float(r.loc[0, "iat_cv"]), 1)   # spread inside the ticks
     (160, 0.9)
     """
+    if dask_fit.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
+        return dask_fit.run(characterize, locals())
     w = _check_window(window)
     laws_t = _check_laws(laws, ARRIVAL_LAWS, "laws")
     _check_choice(criterion, "criterion", ("aic", "bic"))
@@ -1066,6 +1074,8 @@ def fit(
     >>> a.laws, bool(abs(a.rates - 3).max() < 0.2), bool(abs(a.cvs - 0.7).max() < 0.05)
     (['weibull', 'weibull'], True, True)
     """
+    if dask_fit.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
+        return dask_fit.run(fit, locals())
     if sessions is not False:  # lazy import: session_fit calls back into this fit, never imports it
         args = {k: v for k, v in locals().items() if k not in ("trace", "sessions")}
         from .session_fit import fit_conversations

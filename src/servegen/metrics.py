@@ -479,6 +479,8 @@ def as_trace(
     """
     from .requests import Requests  # the core; imported here to keep this module light
 
+    if isinstance(data, Trace):  # already validated (e.g. a partition of an out-of-core trace)
+        return data
     duration = None
     cols = ([client] if client else []) + ([by] if isinstance(by, str) else list(by or []))
     codes: NDArray[np.intp] | None = None
