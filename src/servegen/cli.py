@@ -179,6 +179,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="seconds generated and written per step; bounds memory (default 10m)",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="the file to write")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="write a Parquet dataset (-o: a new directory, by day/hour) with N local Dask processes",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="the same on a running Dask cluster (shared disk)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_generate)
 
@@ -317,7 +324,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .formats import write_chunks
     from .workload import Workload
 
-    fmt = _format_of(args.output, args.format)  # before any work: a bad name fails at once
+    dataset = args.workers is not None or args.scheduler is not None
+    fmt = "parquet" if dataset else _format_of(args.output, args.format)  # a bad name fails at once
     if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
         raise ValueError(f"--rate must be a finite number > 0, got {args.rate!r}")
     if args.pool is not None:
@@ -344,12 +352,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         except KeyError as e:  # from_dict indexes required fields directly
             raise ValueError(f"{str(args.spec)!r}: the Workload spec has no field {e}") from None
         source = str(args.spec)
+    if dataset:
+        return _generate_dataset(args, wl, source)
     chunks = _Counter(wl.iter_chunks(args.duration, args.chunk, rng=args.seed))
     path = write_chunks(_progress(chunks, args.duration, args.quiet), args.output, fmt)
     if not args.quiet:
         rate = chunks.n / args.duration
         print(f"wrote {chunks.n:,} requests ({rate:.2f} req/s over {_human(args.duration)} of {source}) "
               f"to {path} ({fmt})", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _generate_dataset(args: argparse.Namespace, wl: Any, source: str) -> int:
+    """``generate --workers N`` / ``--scheduler ADDRESS``: a partitioned dataset written by Dask."""
+    from .dask_sample import cluster, write_dataset
+
+    if args.format not in (None, "parquet"):
+        raise ValueError(f"--workers/--scheduler write a Parquet dataset, not --format {args.format!r}")
+    with cluster(args.workers, args.scheduler) as client:
+        parts = 4 * len(client.nthreads())  # small groups balance the load
+        path = write_dataset(wl, args.duration, args.output, rng=args.seed, partitions=parts)
+    if not args.quiet:
+        print(f"wrote a Parquet dataset of {_human(args.duration)} of {source} to {path}", file=sys.stderr)
     return 0
 
 

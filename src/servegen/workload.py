@@ -186,6 +186,15 @@ class Workload:
                 start, edge = edge, edge + chunk
         yield _chunk(_concat_columns(buffer, plan, duration), start, duration)
 
+    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
+        """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
+
+        See :func:`servegen.dask_sample.to_dask` (needs ``servegen[dask]``).
+        """
+        from .dask_sample import to_dask  # Dask only when asked for
+
+        return to_dask(self, duration, rng=rng, partitions=partitions)
+
     # -- specs ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (callable rates and custom models cannot be saved)."""

@@ -1,0 +1,250 @@
+"""Distributed generation on Dask: lazy DataFrames and partitioned Parquet datasets.
+
+A client's requests depend only on (seed, client key, window), never on the other clients
+(see :doc:`/howto/parallel`), so a workload splits into groups of clients that workers
+sample independently with the same seed; joined in timestamp order (ties by client
+index, as :func:`servegen.merge` does) the groups are exactly the single-process
+stream. Session ids and prefix ``hash_ids`` are drawn from per-client streams, so
+they agree across groups too. Only ``parent`` (a row index) depends on the joined
+order: :func:`to_dask` leaves it out and :func:`read_dataset` recomputes it.
+
+:func:`to_dask` makes one lazy partition per group; :func:`write_dataset` has every
+worker stream its group hour by hour (:meth:`~servegen.Workload.iter_chunks`, so a
+worker's memory is bounded by an hour of its group) into a hive-partitioned Parquet
+dataset ``day=D/hour=HH/part-GGGG.parquet``. Dask is imported only when these run
+(``pip install "servegen[dask]"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .requests import Requests, merge, read_parquet
+
+__all__ = ["client_groups", "cluster", "read_dataset", "to_dask", "write_dataset"]
+
+#: Seconds of stream per file of a dataset written by :func:`write_dataset`.
+DATASET_CHUNK = 3600.0
+
+
+def client_groups(keys: Sequence[Hashable], partitions: int) -> list[list[Hashable]]:
+    """Split client keys into ``partitions`` groups, round robin (pools list big clients first).
+
+    >>> client_groups(["a", "b", "c", "d", "e"], 2)
+    [['a', 'c', 'e'], ['b', 'd']]
+    """
+    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)) or partitions < 1:
+        raise ValueError(f"`partitions` must be an integer >= 1, got {partitions!r}")
+    n = min(int(partitions), len(keys))
+    return [list(keys[i::n]) for i in range(n)]
+
+
+def _seed(rng: Any) -> np.random.SeedSequence:
+    """One root seed for every group (workers must not each draw their own)."""
+    if isinstance(rng, np.random.SeedSequence):
+        return rng
+    if isinstance(rng, np.random.Generator):  # the rule of Workload.sample: 128 bits from it
+        return np.random.SeedSequence(int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63)))
+    if rng is None:
+        return np.random.SeedSequence()
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)) or rng < 0:
+        raise TypeError(f"`rng` must be None, an int >= 0, a SeedSequence or a Generator, got {rng!r}")
+    return np.random.SeedSequence(int(rng))
+
+
+def _groups(wl: Any, partitions: Any) -> list[list[Hashable]]:
+    if partitions is None:
+        partitions = min(len(wl.clients), 2 * (os.cpu_count() or 1))
+    if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool):
+        return client_groups(list(wl.clients), int(partitions))
+    groups = [list(g) for g in partitions]
+    flat = [k for g in groups for k in g]
+    if sorted(map(repr, flat)) != sorted(map(repr, wl.clients)):
+        raise ValueError(
+            "`partitions`: the client groups must hold every client exactly once, "
+            f"got {len(flat)} keys for {len(wl.clients)} clients"
+        )
+    return groups
+
+
+def _payload(wl: Any) -> Any:
+    """What travels to the workers: the JSON spec when it rebuilds ``wl`` exactly (a pool
+    view is a few bytes where the pickled models are megabytes), else the object."""
+    from .workload import Workload
+
+    try:
+        spec = wl.to_json()
+    except (TypeError, ValueError):  # callable rates, custom models: no spec
+        return wl
+    return spec if Workload.from_json(spec) == wl else wl
+
+
+@functools.lru_cache(maxsize=4)
+def _from_spec(spec: str) -> Any:
+    from .workload import Workload
+
+    return Workload.from_json(spec)  # once per worker process, not per task
+
+
+def _workload(payload: Any) -> Any:
+    return _from_spec(payload) if isinstance(payload, str) else payload
+
+
+def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable]) -> Any:
+    req = _workload(payload).sample(duration, rng=seed, clients=group)
+    df = req.to_pandas()
+    return df.drop(columns=[c for c in ("parent",) if c in df.columns])
+
+
+def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
+    """A lazy Dask DataFrame of ``wl.sample(duration, rng=rng)``, one partition per client group.
+
+    Parameters
+    ----------
+    wl
+        The :class:`~servegen.Workload`.
+    duration, rng
+        As for :meth:`~servegen.Workload.sample` (``None`` draws one seed for all groups).
+    partitions
+        Number of client groups (default: two per local core, at most one per client), or
+        the groups themselves (lists of keys covering every client once).
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The columns of :meth:`Requests.to_pandas <servegen.Requests.to_pandas>` except
+        ``parent``. Each partition is one group's requests in time order; sorted by
+        ``(timestamp, client)`` (stably) the rows are those of ``wl.sample``.
+
+    Examples
+    --------
+    >>> import numpy as np, servegen as sg
+    >>> wl = sg.Workload([sg.Client(arrival=sg.Gamma(rate=k + 1, cv=2), input_tokens=9, output_tokens=9)
+    ...                   for k in range(4)])
+    >>> ddf = wl.to_dask(600, rng=1, partitions=2)
+    >>> df = ddf.compute(scheduler="synchronous")
+    >>> df = df.iloc[np.lexsort((df["client"].cat.codes, df["timestamp"]))]
+    >>> ref = wl.sample(600, rng=1)
+    >>> ddf.npartitions, bool((df["timestamp"].to_numpy() == ref.timestamp).all())
+    (2, True)
+    """
+    import dask
+    import dask.dataframe as dd
+
+    seed = _seed(rng)
+    groups = _groups(wl, partitions)
+    meta = _part(wl, min(float(duration), 1e-9), seed, groups[0]).iloc[:0]
+    payload = dask.delayed(_payload(wl), pure=True)  # one graph key shared by the partitions
+    parts = [dask.delayed(_part)(payload, duration, seed, g) for g in groups]
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def _write_group(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
+                 g: int, root: str) -> int:  # fmt: skip
+    """One worker's share: stream the group hour by hour into ``root``; returns its row count."""
+    n = 0
+    for h, chunk in enumerate(
+        _workload(payload).iter_chunks(duration, DATASET_CHUNK, rng=seed, clients=group)
+    ):
+        d = Path(root) / f"day={h // 24}" / f"hour={h % 24:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        chunk.to_parquet(d / f"part-{g:04d}.parquet")
+        n += len(chunk)
+    return n
+
+
+def write_dataset(
+    wl: Any,
+    duration: float,
+    path: str | os.PathLike[str],
+    *,
+    rng: Any = None,
+    partitions: Any = None,
+) -> Path:
+    """Write ``wl.sample(duration, rng=rng)`` as a Parquet dataset partitioned by day and hour.
+
+    Every client group (``partitions``, as for :func:`to_dask`) is one task of the current
+    Dask scheduler (a ``distributed.Client`` if one is active): it writes its hours as
+    ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). The
+    dataset is built in a temporary directory beside ``path`` and renamed into place at
+    the end: on any error nothing is left at ``path``. :func:`read_dataset` reads it back
+    as the single-process stream.
+
+    >>> import servegen as sg, tempfile, os
+    >>> wl = sg.Workload([sg.Client(arrival=sg.Poisson(rate=k + 1), input_tokens=9, output_tokens=9)
+    ...                   for k in range(3)])
+    >>> out = write_dataset(wl, 5400, os.path.join(tempfile.mkdtemp(), "ds"), rng=3, partitions=2)
+    >>> sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))[:3]
+    ['day=0/hour=00/part-0000.parquet', 'day=0/hour=00/part-0001.parquet', 'day=0/hour=01/part-0000.parquet']
+    >>> read_dataset(out).equals(wl.sample(5400, rng=3))
+    True
+    """
+    import dask
+
+    target = Path(path)
+    if target.exists():
+        raise ValueError(f"dataset output {str(target)!r} already exists; give a new directory")
+    if not target.parent.is_dir():
+        raise ValueError(f"output directory does not exist: {str(target.parent)!r}")
+    seed = _seed(rng)
+    groups = _groups(wl, partitions)
+    tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        payload = dask.delayed(_payload(wl), pure=True)
+        tasks = [
+            dask.delayed(_write_group)(payload, duration, seed, grp, g, tmp) for g, grp in enumerate(groups)
+        ]
+        dask.compute(*tasks)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_dataset(path: str | os.PathLike[str]) -> Requests:
+    """Read a dataset of :func:`write_dataset` into one stream (``parent`` links recomputed).
+
+    Loads everything: for data larger than memory, read it with ``dask.dataframe.read_parquet``.
+    """
+    files = sorted(Path(path).rglob("*.parquet"))
+    if not files:
+        raise ValueError(f"no Parquet files under {str(path)!r}")
+    out = merge([read_parquet(f) for f in files])
+    out.meta.pop("chunk", None)
+    return out
+
+
+@contextlib.contextmanager
+def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: of a running cluster at ``scheduler``, or of ``workers`` local processes.
+
+    Local workers get one thread each (sampling is single-threaded numpy work) and the
+    local memory split evenly between them.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        if workers is not None:
+            raise ValueError(f"give `workers` or `scheduler`, not both (got {workers!r} and {scheduler!r})")
+        with Client(scheduler) as client:
+            yield client
+        return
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"`workers` must be an integer >= 1, got {workers!r}")
+    with (
+        LocalCluster(
+            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None
+        ) as lc,
+        Client(lc) as client,
+    ):
+        yield client
