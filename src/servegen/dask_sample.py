@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .requests import Requests, merge, read_parquet
 
@@ -102,6 +103,11 @@ def _workload(payload: Any) -> Any:
 def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable]) -> Any:
     req = _workload(payload).sample(duration, rng=seed, clients=group)
     df = req.to_pandas()
+    table = req.to_arrow()
+    for name in [
+        c for c in df.columns if df[c].dtype == np.dtype(object)
+    ]:  # ragged: Arrow lists (Dask keeps them)
+        df[name] = pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)), index=df.index)
     return df.drop(columns=[c for c in ("parent",) if c in df.columns])
 
 
@@ -122,8 +128,9 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
     -------
     dask.dataframe.DataFrame
         The columns of :meth:`Requests.to_pandas <servegen.Requests.to_pandas>` except
-        ``parent``. Each partition is one group's requests in time order; sorted by
-        ``(timestamp, client)`` (stably) the rows are those of ``wl.sample``.
+        ``parent``; ragged columns (``hash_ids``, per-item sizes) are Arrow lists. Each
+        partition is one group's requests in time order; sorted by ``(timestamp, client)``
+        (stably) the rows are those of ``wl.sample``.
 
     Examples
     --------
@@ -243,7 +250,7 @@ def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterato
         raise ValueError(f"`workers` must be an integer >= 1, got {workers!r}")
     with (
         LocalCluster(
-            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as lc,
         Client(lc) as client,
     ):

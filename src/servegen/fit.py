@@ -185,16 +185,17 @@ def _censored_rate(nu: Float64, b: Float64, ncen: Float64, d: Float64) -> Float6
     cens = ncen > 0
     if not cens.any():
         return v
+    live = cens & np.isfinite(v)  # each window stops on its own: never depends on the others
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(60):
             e = np.expm1(d * v)
             g1 = nu / v - b + np.where(cens, ncen * d / e, 0.0)
             g2 = -nu / v**2 - np.where(cens, ncen * d * d * (e + 1.0) / e**2, 0.0)
             new = np.clip(v - g1 / g2, v / 4.0, v * 4.0)
-            new = np.where(np.isfinite(new), new, v)
-            done = np.nanmax(np.abs(new - v) / v) < 1e-12
+            new = np.where(np.isfinite(new) & live, new, v)
+            live &= np.abs(new - v) > 1e-12 * v
             v = new
-            if done:
+            if not live.any():
                 break
     return v
 
@@ -208,6 +209,7 @@ def _newton2(fun: Any, p0: Float64, p1: Float64, iters: int = 60) -> tuple[Float
     """
     h = 1e-4
     f = fun(p0, p1)
+    live = np.isfinite(f)  # each window stops on its own: never depends on the others
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(iters):
             fa, fb = fun(p0 + h, p1), fun(p0 - h, p1)
@@ -225,15 +227,16 @@ def _newton2(fun: Any, p0: Float64, p1: Float64, iters: int = 60) -> tuple[Float
             step = np.ones_like(f)
             for _ in range(30):  # backtrack until the likelihood does not drop
                 fn = fun(p0 + step * s0, p1 + step * s1)
-                bad = ~(fn >= f - 1e-12 * np.abs(f))
+                bad = live & ~(fn >= f - 1e-12 * np.abs(f))
                 if not bad.any():
                     break
                 step = np.where(bad, step / 2, step)
-            ok = fn >= f - 1e-12 * np.abs(f)
+            ok = live & (fn >= f - 1e-12 * np.abs(f))
             p0 = np.where(ok, p0 + step * s0, p0)
             p1 = np.where(ok, p1 + step * s1, p1)
             f = np.where(ok, fn, f)
-            if np.nanmax(np.abs(step * s0) + np.abs(step * s1), initial=0.0) < 1e-9:
+            live &= np.abs(step * s0) + np.abs(step * s1) >= 1e-9
+            if not live.any():
                 break
     return p0, p1, f
 
@@ -259,6 +262,7 @@ def _weibull_fit(
     Returns (shape, scale, log-likelihood).
     """
     c = np.clip(k0, *_WEIBULL_K)
+    live = np.ones(nseg, dtype=bool)  # each window stops on its own: never depends on the others
 
     def profile(cc: Float64, b: Float64, b1: Float64) -> tuple[Float64, Float64]:
         d = np.exp(cc * dlog)
@@ -287,10 +291,10 @@ def _weibull_fit(
             curv = (gp - gm) / (2 * h)
             new = np.where(curv < 0, c - g / curv, c * np.where(g > 0, 2.0, 0.5))
             new = np.clip(new, c / 4.0, c * 4.0)
-            new = np.where(np.isfinite(new), np.clip(new, *_WEIBULL_K), c)
-            done = np.nanmax(np.abs(new - c) / c, initial=0.0) < 1e-10
+            new = np.where(np.isfinite(new) & live, np.clip(new, *_WEIBULL_K), c)
+            live &= np.abs(new - c) >= 1e-10 * c
             c = new
-            if done:
+            if not live.any():
                 break
         b = np.bincount(gs, np.exp(c[gs] * ly), minlength=nseg)
         _, ll = profile(c, b, np.zeros_like(b))

@@ -1,0 +1,256 @@
+"""Dask: out-of-core characterize/fit from Parquet datasets, distributed generation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import servegen as sg
+from servegen import cli
+from servegen.dask_sample import read_dataset, write_dataset
+
+dask = pytest.importorskip("dask")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two in-process workers: the scheduling, shuffles and transfers of a real cluster, fast."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
+        yield client
+
+
+def _trace() -> pd.DataFrame:
+    """40 clients, bursty (CV up to 3: sub-ulp gaps and timestamp ties) and varied rates."""
+    wl = sg.Workload(
+        {
+            k: sg.Client(
+                arrival=sg.Gamma(rate=0.3 + k % 5, cv=1 + k % 3) if k % 7 else sg.Weibull(rate=2, cv=0.6),
+                input_tokens=sg.LogNormal(mu=6, sigma=1),
+                output_tokens=sg.Exponential(mean=200),
+                dependence=sg.RankCorrelation(input_output=0.5) if k % 4 == 0 else None,
+            )
+            for k in range(40)
+        }
+    )
+    df = wl.sample(1800, rng=0).to_pandas()
+    df["client"] = df["client"].astype(np.int64)
+    return df
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """The trace as a 20-file Parquet dataset, rows shuffled between files (clients and
+    their windows span many files)."""
+    df = _trace()
+    root = tmp_path_factory.mktemp("ds")
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), 20)):
+        df.iloc[rows].to_parquet(root / f"part-{i:02d}.parquet", index=False)
+    return root, df
+
+
+def _same_tables(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    exact = [
+        "client",
+        "window",
+        "start",
+        "end",
+        "n",
+        "iat_n",
+        "iat_censored",
+        "law",
+        "input_p50",
+        "output_p99",
+    ]
+    exact = [c for c in exact if c in b.columns]  # fit's report has no length columns
+    pd.testing.assert_frame_equal(a[exact], b[exact], check_exact=True)
+    params = [c for c in ("rate", "iat_mean", "iat_cv", "shape", "scale") if c in b.columns]
+    pd.testing.assert_frame_equal(a[params], b[params], check_exact=False, rtol=1e-9, atol=0)
+    # log-likelihoods, AICs and KS are sums over ~1000 gaps: 1e-9 of the parameters there
+    # (finite-difference Newton of censored windows) is ~1e-9 of the sum.
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-8, atol=0)
+    assert a.attrs == b.attrs
+
+
+@pytest.mark.slow
+def test_characterize_from_a_parquet_dataset_equals_in_memory(cluster, dataset):
+    root, df = dataset
+    got = sg.characterize(str(root), window=600, client="client")
+    want = sg.characterize(df, window=600, client="client")
+    assert len(got) == 40 * 3
+    _same_tables(got, want)
+    assert (got["iat_censored"] > 0).any()  # the censored (sub-ulp) gaps took part
+
+
+@pytest.mark.slow
+def test_fit_from_a_parquet_dataset_equals_in_memory(cluster, dataset):
+    root, df = dataset
+    got = sg.fit(root, window=600, client="client")
+    want = sg.fit(df, window=600, client="client")
+    _same_tables(got.report, want.report)
+    assert list(got.clients) == list(want.clients) == list(range(40))
+    for k in want.clients:
+        a, b = got.clients[k], want.clients[k]
+        assert a.input_tokens == b.input_tokens and a.output_tokens == b.output_tokens  # exact PMFs
+        assert a.dependence == b.dependence
+        np.testing.assert_array_equal(a.arrival.times, b.arrival.times)
+        np.testing.assert_allclose(a.arrival.rates, b.arrival.rates, rtol=1e-12)
+        np.testing.assert_allclose(a.arrival.cvs, b.arrival.cvs, rtol=1e-9)
+        assert a.arrival.laws == b.arrival.laws
+    assert got.info.keys() == want.info.keys()
+    for key in ("n_requests", "poisson_windows", "dependence", "quantization", "duration", "resorted"):
+        assert got.info[key] == want.info[key], key
+    np.testing.assert_allclose(
+        list(got.info["io_spearman"].values()), list(want.info["io_spearman"].values()), rtol=1e-12
+    )
+
+
+def test_fit_from_a_dask_dataframe_with_hive_partitions_and_length_windows(cluster, dataset, tmp_path):
+    _, df = dataset
+    df = df.assign(day=(df["timestamp"] // 1200).astype(np.int64))  # hive-partitioned by `day`
+    df.to_parquet(tmp_path / "hive", partition_cols=["day"], index=False)
+    ddf = dd.read_parquet(tmp_path / "hive")
+    got = sg.fit(ddf, window=600, client="client", rate_window=None, length_window=1200, max_points=16)
+    want = sg.fit(
+        df.drop(columns="day"),
+        window=600,
+        client="client",
+        rate_window=None,
+        length_window=1200,
+        max_points=16,
+    )
+    _same_tables(got.report, want.report)
+    assert got.clients == want.clients  # Piecewise length models included
+
+
+def test_resorted_and_dequantize_and_bad_input(cluster, dataset, tmp_path):
+    _, df = dataset
+    df = df[df["client"] < 8]  # small enough to travel inside the task graph
+    shuffled = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    got = sg.characterize(dd.from_pandas(shuffled, npartitions=4), window=600, client="client")
+    want = sg.characterize(shuffled, window=600, client="client")
+    assert got.attrs["resorted"] is want.attrs["resorted"] is True
+    _same_tables(got, want)
+    # a 1-s logging clock with common ties: de-quantizing needs one stream over the whole trace
+    ticks = df.assign(timestamp=np.floor(df["timestamp"]))
+    with pytest.raises(ValueError, match=r"1\.0 s clock .*dequantize=False"):
+        sg.characterize(dd.from_pandas(ticks, npartitions=3), window=600, client="client")
+    got = sg.characterize(dd.from_pandas(ticks, npartitions=3), window=600, client="client", dequantize=False)
+    _same_tables(got, sg.characterize(ticks, window=600, client="client", dequantize=False))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['tenant'\]"):
+        sg.fit(dd.from_pandas(df, npartitions=2), client="tenant")
+    with pytest.raises(ValueError, match="no Parquet dataset at"):
+        sg.fit(str(tmp_path / "nope"), client="client")
+
+
+def test_fit_sessions_from_a_parquet_dataset(cluster, tmp_path):
+    session = sg.Session(turns=sg.Empirical(values=[1, 4], probs=[0.5, 0.5]), think_time=30, new_tokens=40)
+    wl = sg.Workload(
+        {
+            k: sg.Client(arrival=sg.Poisson(rate=1 + k), input_tokens=300, output_tokens=50, session=session)
+            for k in range(3)
+        },
+        block_size=16,
+    )
+    # no `parent`: its row indices span clients (a log records hash ids, not rows)
+    df = wl.sample(900, rng=2).to_pandas().drop(columns="parent")
+    df.to_parquet(tmp_path / "s.parquet", index=False)  # hash_ids: a list column
+    got = sg.fit(tmp_path / "s.parquet", client="client", sessions=True, block_size=16)
+    want = sg.fit(df, client="client", sessions=True, block_size=16)
+    assert got.clients == want.clients and got.info == want.info and got.block_size == 16
+
+
+def _workload() -> sg.Workload:
+    session = sg.Session(turns=sg.Empirical(values=[1, 3], probs=[0.5, 0.5]), think_time=20, new_tokens=30)
+    clients = {
+        "chat": sg.Client(
+            arrival=sg.Gamma(rate=2, cv=3),
+            input_tokens=sg.LogNormal(mu=5, sigma=1),
+            output_tokens=sg.Exponential(mean=100),
+            session=session,
+        ),
+        "vl": sg.Client(
+            arrival=sg.Poisson(rate=1),
+            input_tokens=50,
+            output_tokens=10,
+            multimodal=sg.Multimodal(
+                image=sg.Modality(count=sg.Empirical(values=[0, 2], probs=[0.5, 0.5]), tokens=256)
+            ),
+        ),
+        "batch": sg.Client(arrival=sg.Deterministic(rate=1), input_tokens=600, output_tokens=9),
+    }
+    return sg.Workload(clients, rate={0: 10.0, 900: 30.0}, block_size=64)
+
+
+def _in_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in stream order: timestamp, ties by client index (as sg.merge)."""
+    return df.iloc[np.lexsort((df["client"].cat.codes, df["timestamp"]))].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kind", ["sessions_multimodal", "pool"])
+def test_to_dask_compute_equals_sample(cluster, kind):
+    if kind == "pool":
+        wl = sg.Workload(sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 600), rate=50.0)
+    else:
+        wl = _workload()
+    ddf = wl.to_dask(1200, rng=7, partitions=3)
+    assert isinstance(ddf, dd.DataFrame) and ddf.npartitions == 3
+    got = _in_order(ddf.compute())
+    want = wl.sample(1200, rng=7).to_pandas().drop(columns="parent", errors="ignore")
+    assert list(got.columns) == list(want.columns)
+    if kind != "pool":
+        assert {"session", "turn", "hash_ids", "image_tokens"} <= set(got.columns)
+    for col in want.columns:
+        if want[col].dtype == object:  # ragged: arrays per row (hash ids, image sizes)
+            assert all(np.array_equal(np.asarray(a), b) for a, b in zip(got[col], want[col], strict=True)), (
+                col
+            )
+        else:
+            pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
+
+
+def test_write_dataset_matches_single_process_and_cleans_up(tmp_path):
+    wl = _workload()
+    out = write_dataset(wl, 5400, tmp_path / "ds", rng=5, partitions=2)
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    assert names[:2] == ["day=0/hour=00/part-0000.parquet", "day=0/hour=00/part-0001.parquet"]
+    assert len(names) == 4  # 2 hours x 2 groups
+    assert read_dataset(out).equals(wl.sample(5400, rng=5))
+    with pytest.raises(ValueError, match="already exists"):
+        write_dataset(wl, 60, out, rng=5)
+    with pytest.raises(ValueError, match=r"`partitions`: the client groups must hold every client"):
+        write_dataset(wl, 60, tmp_path / "x", rng=5, partitions=[["chat"], ["vl"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no partial output left
+
+
+@pytest.mark.slow
+def test_cli_workers_2_equals_workers_1(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["generate", "--pool", "language/m-large", "--start", "18:00", "--duration", "70m", "--rate", "20"]
+    base += ["--seed", "3", "-q"]
+    assert cli.main([*base, "-o", "one", "--workers", "1"]) == 0
+    assert cli.main([*base, "-o", "two", "--workers", "2"]) == 0
+    one, two = read_dataset("one"), read_dataset("two")
+    assert one.equals(two)  # 4 client groups on one worker, 8 on two
+    assert len(list((tmp_path / "one").rglob("*.parquet"))) == 2 * 4
+    assert len(list((tmp_path / "two").rglob("*.parquet"))) == 2 * 8
+    view = sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 4200)
+    assert one.equals(sg.Workload(view, rate=20.0).sample(4200, rng=3))
+    assert cli.main([*base, "-o", "bad", "--workers", "2", "--format", "jsonl"]) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_import_servegen_does_not_import_dask():
+    code = "import sys, servegen; print('dask' in sys.modules, 'servegen.dask_sample' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
