@@ -304,10 +304,7 @@ def _weibull_fit(
 
 
 def _floor_resolution(times: Float64, seg: NDArray[np.int64], nseg: int) -> Float64:
-    """Per segment: gaps shorter than this are rounding noise of its float64 times (256 ulps).
-
-    Per segment, not per trace, so a client's statistics never depend on other clients.
-    """
+    """Per segment (never from other clients): shorter gaps are float64 rounding (256 ulps)."""
     top = np.ones(nseg)
     np.maximum.at(top, seg, np.abs(times))
     return 256 * np.spacing(top)
@@ -644,7 +641,8 @@ def characterize(
         A canonical DataFrame (``timestamp`` seconds from the start, ``input_tokens``,
         ``output_tokens``, other columns optional) or :class:`~servegen.Requests`.
         Unsorted timestamps are sorted (stably, with their rows); ``attrs["resorted"]``
-        says when that happened.
+        says when that happened. A Dask DataFrame or Parquet dataset path runs out of core
+        with the same result (:mod:`servegen.dask_fit`).
     window
         Seconds per window (> 0). Windows start at 0; the last one ends at the last
         timestamp (or the recorded duration of a ``Requests``) and may be shorter.

@@ -1,0 +1,171 @@
+"""Dask scale-out: out-of-core fit of a Parquet dataset, and distributed generation.
+
+1. **Fit.** A synthetic trace (``--requests`` requests, ``--clients`` clients: Gamma or
+   Weibull arrivals, Pareto rates, over ``--days`` days) is written as a Parquet dataset
+   (one file per hour) and fitted with ``sg.fit(path, client="client")`` on a
+   ``--workers``-process LocalCluster with ``--memory`` per worker. For comparison the
+   in-memory ``sg.fit`` runs on a slice of ``--slice`` requests (the first clients'
+   rows), in this process. Reported: requests/s of both and the cluster's peak memory
+   per worker (distributed's MemorySampler).
+2. **Generate.** ``write_dataset`` of ``--gen-duration`` seconds of ``--pool`` at native
+   rate, as ``servegen generate --workers N`` does, on 1 and on ``--workers`` local
+   processes: wall time, speed-up and peak memory per worker.
+
+The issue's full size is ``--requests 100e6 --clients 2000 --slice 10e6``; the default is
+smaller so it finishes in a few minutes on a shared 2-core machine.
+
+Run: python benchmarks/bench_dask.py [--requests 20e6] [--clients 2000] [--skip-gen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import servegen as sg
+from servegen.dask_sample import write_dataset
+
+
+def build(n_clients: int, total_rate: float, seed: int = 0) -> sg.Workload:
+    rng = np.random.default_rng(seed)
+    rates = rng.pareto(1.5, n_clients) + 0.05
+    rates *= total_rate / rates.sum()
+    clients = {}
+    for i in range(n_clients):
+        law = sg.Gamma if i % 2 else sg.Weibull
+        clients[i] = sg.Client(
+            arrival=law(rate=float(rates[i]), cv=float(rng.uniform(0.5, 4.0))),
+            input_tokens=sg.LogNormal(mu=float(rng.uniform(5, 8)), sigma=float(rng.uniform(0.5, 1.5))),
+            output_tokens=sg.Exponential(mean=float(rng.uniform(50, 800))),
+        )
+    return sg.Workload(clients)
+
+
+def write_trace(wl: sg.Workload, duration: float, root: Path) -> int:
+    """The trace as one Parquet file per hour, `client` as int64 (as a log would have it)."""
+    n = 0
+    for h, chunk in enumerate(wl.iter_chunks(duration, 3600, rng=1)):
+        df = pd.DataFrame(
+            {
+                "timestamp": chunk.timestamp,
+                "client": np.asarray(chunk.clients)[chunk.client].astype(np.int64),
+                "input_tokens": chunk.input_tokens,
+                "output_tokens": chunk.output_tokens,
+            }
+        )
+        df.to_parquet(root / f"part-{h:04d}.parquet", index=False)
+        n += len(df)
+    return n
+
+
+def cluster(workers: int, memory: str):
+    from distributed import Client, LocalCluster
+
+    lc = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory, dashboard_address=":0"
+    )
+    return lc, Client(lc)
+
+
+def peak_per_worker(sampler, workers: int) -> float:
+    df = sampler.to_pandas()
+    return float(df.max().max()) / workers / 2**20 if len(df) else float("nan")
+
+
+def bench_fit(args: argparse.Namespace, tmp: Path) -> None:
+    from distributed.diagnostics import MemorySampler
+
+    duration = args.days * 86400.0
+    wl = build(args.clients, args.requests / duration)
+    root = tmp / "trace"
+    root.mkdir()
+    t0 = time.perf_counter()
+    n = write_trace(wl, duration, root)
+    print(f"trace: {n:,} requests, {args.clients} clients, {len(list(root.iterdir()))} Parquet files "
+          f"({sum(p.stat().st_size for p in root.iterdir()) / 2**20:,.0f} MiB), "
+          f"written in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+
+    lc, client = cluster(args.workers, args.memory)
+    try:
+        ms = MemorySampler()
+        t0 = time.perf_counter()
+        with ms.sample("fit", interval=0.5):
+            fitted = sg.fit(root, window=600, client="client")
+        t_dask = time.perf_counter() - t0
+        peak = peak_per_worker(ms, args.workers)
+    finally:
+        client.close()
+        lc.close()
+    print(f"dask fit ({args.workers} workers, {args.memory} each): {t_dask:.1f} s, "
+          f"{n / t_dask:,.0f} req/s, {len(fitted.clients)} clients, peak {peak:,.0f} MiB per worker")  # fmt: skip
+
+    # in-memory reference: the first clients' rows, up to --slice requests
+    df = pd.read_parquet(root)
+    counts = df["client"].value_counts().sort_index()
+    keep = counts.index[np.cumsum(counts.to_numpy()) <= args.slice]
+    part = df[df["client"].isin(keep)]
+    del df
+    t0 = time.perf_counter()
+    sg.fit(part, window=600, client="client")
+    t_mem = time.perf_counter() - t0
+    print(f"in-memory fit of a {len(part):,}-request slice ({len(keep)} clients): {t_mem:.1f} s, "
+          f"{len(part) / t_mem:,.0f} req/s")  # fmt: skip
+
+
+def bench_generate(args: argparse.Namespace, tmp: Path) -> None:
+    from distributed.diagnostics import MemorySampler
+
+    start = 0.0
+    view = sg.load_pool(args.pool).span(start, start + args.gen_duration)
+    wl = sg.Workload(view)
+    times = {}
+    for workers in (1, args.workers):
+        lc, client = cluster(workers, args.memory)
+        try:
+            out = tmp / f"gen{workers}"
+            ms = MemorySampler()
+            t0 = time.perf_counter()
+            with ms.sample("gen", interval=0.5):
+                write_dataset(wl, args.gen_duration, out, rng=0, partitions=4 * workers)
+            times[workers] = time.perf_counter() - t0
+            peak = peak_per_worker(ms, workers)
+        finally:
+            client.close()
+            lc.close()
+        size = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20
+        print(f"generate {args.gen_duration / 3600:g} h of {args.pool} with {workers} worker(s): "
+              f"{times[workers]:.1f} s, {size:,.0f} MiB, peak {peak:,.0f} MiB per worker")  # fmt: skip
+    print(f"speed-up with {args.workers} workers: {times[1] / times[args.workers]:.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=float, default=20e6)
+    ap.add_argument("--clients", type=int, default=2000)
+    ap.add_argument("--days", type=float, default=1.0)
+    ap.add_argument("--slice", type=float, default=2e6, help="requests of the in-memory comparison")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--memory", default="2GB", help="memory limit per worker")
+    ap.add_argument("--pool", default="language/m-mid")
+    ap.add_argument("--gen-duration", type=float, default=86400.0)
+    ap.add_argument("--skip-fit", action="store_true")
+    ap.add_argument("--skip-gen", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_dask."))
+    try:
+        if not args.skip_fit:
+            bench_fit(args, tmp)
+        if not args.skip_gen:
+            bench_generate(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
