@@ -82,7 +82,7 @@ def _load(trace: Any, columns: list[str]) -> Any:
         path = os.fspath(trace)
         if not os.path.exists(path):
             raise ValueError(f"trace: no Parquet dataset at {path!r}")
-        return dd.read_parquet(path, columns=columns)
+        trace = dd.read_parquet(path)  # columns are projected lazily below
     missing = [c for c in columns if c not in trace.columns]
     if missing:
         raise ValueError(f"trace: missing column(s) {missing!r}; columns: {list(trace.columns)!r}")
