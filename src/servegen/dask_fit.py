@@ -102,7 +102,7 @@ def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     import dask
 
     edges, distinct = dask.compute(
-        ddf.map_partitions(_edges, meta=_edges(ddf._meta)),
+        ddf.map_partitions(_edges, meta=_edges(pd.DataFrame({"timestamp": np.zeros(0)}))),
         ddf["timestamp"].drop_duplicates(split_out=max(1, ddf.npartitions // 4)).size,
     )
     edges = edges[edges["n"] > 0]
@@ -128,13 +128,13 @@ def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
 
 
 def _one(
-    part: pd.DataFrame, func: Callable[..., Any], kw: dict[str, Any], span: float, q: Quantization
+    part: pd.DataFrame, func: Callable[..., Any], kw: dict[str, Any], span: float, q: Quantization | None
 ) -> Any:
     """Run ``func`` (characterize or fit) on one partition: whole clients, the global span/clock."""
     if len(part) == 0:
         return None
     if kw.get("sessions"):
-        return func(part, **kw)  # sessions are fitted client by client: nothing global
+        return func(part, **kw)
     tr = as_trace(part, client=kw.get("client"), by=kw.get("by"))
     pt = _PartitionTrace(**{f.name: getattr(tr, f.name) for f in dataclasses.fields(tr)})
     pt.duration, pt.clock = span, q
@@ -165,7 +165,8 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
     ddf = _load(trace, need + (["hash_ids"] if sessions else []))
     if sessions and kw.get("block_size") is None:
         raise ValueError("fit(sessions=True) on a Dask trace: give `block_size` (a dataset records none)")
-    span, q, resorted, n = _global(ddf, kw.get("dequantize"))
+    # sessions are fitted (and de-quantized) client by client: nothing global to measure
+    span, q, resorted, n = (0.0, None, False, 0) if sessions else _global(ddf, kw.get("dequantize"))
     if cols:
         ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0])
     else:
@@ -176,7 +177,7 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
              if p is not None]  # fmt: skip
     multi = len(cols) > 1
     if func.__name__ == "characterize":
-        return _merge_tables([p for p in parts], multi, resorted)
+        return _merge_tables(parts, multi, resorted)
     keyed = {k: (p, c) for p in parts for k, c in p.clients.items()}
     keys = _order(list(keyed), multi)
     if sessions:
