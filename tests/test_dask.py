@@ -155,7 +155,7 @@ def test_resorted_and_dequantize_and_bad_input(cluster, dataset, tmp_path):
         sg.fit(str(tmp_path / "nope"), client="client")
 
 
-def test_fit_sessions_from_a_parquet_dataset(cluster, tmp_path):
+def test_conversations_are_not_fitted_out_of_core(cluster, tmp_path):
     session = sg.Session(turns=sg.Empirical(values=[1, 4], probs=[0.5, 0.5]), think_time=30, new_tokens=40)
     wl = sg.Workload(
         {
@@ -164,12 +164,16 @@ def test_fit_sessions_from_a_parquet_dataset(cluster, tmp_path):
         },
         block_size=16,
     )
-    # no `parent`: its row indices span clients (a log records hash ids, not rows)
     df = wl.sample(900, rng=2).to_pandas().drop(columns="parent")
     df.to_parquet(tmp_path / "s.parquet", index=False)  # hash_ids: a list column
-    got = sg.fit(tmp_path / "s.parquet", client="client", sessions=True, block_size=16)
-    want = sg.fit(df, client="client", sessions=True, block_size=16)
-    assert got.clients == want.clients and got.info == want.info and got.block_size == 16
+    with pytest.raises(ValueError, match=r"conversation columns \['hash_ids', 'session'\].*sessions=False"):
+        sg.fit(tmp_path / "s.parquet", client="client")
+    with pytest.raises(ValueError, match=r"sessions=True\) is not available on a Dask trace"):
+        sg.fit(tmp_path / "s.parquet", client="client", sessions=True)
+    # every request as an arrival: as in memory
+    got = sg.fit(tmp_path / "s.parquet", client="client", sessions=False, rate_window=None)
+    want = sg.fit(df, client="client", sessions=False, rate_window=None)
+    assert got.clients == want.clients
 
 
 def _workload() -> sg.Workload:

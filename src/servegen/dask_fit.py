@@ -133,12 +133,30 @@ def _one(
     """Run ``func`` (characterize or fit) on one partition: whole clients, the global span/clock."""
     if len(part) == 0:
         return None
-    if kw.get("sessions"):
-        return func(part, **kw)
     tr = as_trace(part, client=kw.get("client"), by=kw.get("by"))
     pt = _PartitionTrace(**{f.name: getattr(tr, f.name) for f in dataclasses.fields(tr)})
     pt.duration, pt.clock = span, q
     return func(pt, **kw)
+
+
+def _check_no_sessions(trace: Any, sessions: Any) -> None:
+    """Conversations are not fitted out of core: say so instead of fitting them differently."""
+    from .session_fit import SESSION_COLUMNS
+
+    if sessions is True:
+        raise ValueError("fit(sessions=True) is not available on a Dask trace: fit conversations in memory")
+    if sessions is not None:
+        raise TypeError(f"fit: `sessions` must be None, True or False, got {sessions!r}")
+    found = [c for c in SESSION_COLUMNS if c in trace.columns] if hasattr(trace, "columns") else []
+    if isinstance(trace, (str, os.PathLike)):
+        import dask.dataframe as dd
+
+        found = [c for c in SESSION_COLUMNS if c in dd.read_parquet(os.fspath(trace)).columns]
+    if found:
+        raise ValueError(
+            f"fit: the Dask trace has conversation columns {found!r}, whose sessions are not fitted "
+            "out of core: pass `sessions=False` to fit every request as an arrival, or fit in memory"
+        )
 
 
 def _order(keys: list[Hashable], multi: bool) -> list[Hashable]:
@@ -160,13 +178,10 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
     trace = kw.pop("trace")
     client, by = kw.get("client"), kw.get("by")
     cols = ([client] if client else []) + ([by] if isinstance(by, str) else list(by or []))
-    sessions = bool(kw.get("sessions"))
-    need = ["timestamp", "input_tokens", "output_tokens", *cols]
-    ddf = _load(trace, need + (["hash_ids"] if sessions else []))
-    if sessions and kw.get("block_size") is None:
-        raise ValueError("fit(sessions=True) on a Dask trace: give `block_size` (a dataset records none)")
-    # sessions are fitted (and de-quantized) client by client: nothing global to measure
-    span, q, resorted, n = (0.0, None, False, 0) if sessions else _global(ddf, kw.get("dequantize"))
+    ddf = _load(trace, ["timestamp", "input_tokens", "output_tokens", *cols])
+    if func.__name__ == "fit" and kw.get("sessions") is not False:
+        _check_no_sessions(trace, kw.get("sessions"))
+    span, q, resorted, n = _global(ddf, kw.get("dequantize"))
     if cols:
         ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0])
     else:
@@ -180,11 +195,6 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
         return _merge_tables(parts, multi, resorted)
     keyed = {k: (p, c) for p in parts for k, c in p.clients.items()}
     keys = _order(list(keyed), multi)
-    if sessions:
-        info = {**parts[0].info, "n_requests": sum(p.info["n_requests"] for p in parts)}
-        wl = FittedWorkload({k: keyed[k][1] for k in keys}, report=pd.DataFrame(), info=info)
-        wl.block_size = parts[0].block_size
-        return wl
     report = _merge_tables([p.report for p in parts], multi, resorted)
     info = dict(parts[0].info)
     info.update(
