@@ -19,10 +19,13 @@ clients are computed over the whole dataset first and handed to every partition:
 * whether the rows were in time order (``attrs["resorted"]``).
 
 So counts, histograms and length statistics equal the in-memory result exactly and law
-parameters agree to ~1e-9 (Newton iterations stop on a tolerance over the windows they
-solve together). Parametric length fits (``lengths="parametric"``) are the exception:
-their EM starts come from one generator shared by the clients of a partition, so they
-equal the in-memory fit only in distribution.
+parameters agree to ~1e-9 (each window's Newton iteration stops on its own tolerance;
+the last digits of finite-difference steps depend on how numpy vectorizes a batch).
+Parametric length fits (``lengths="parametric"``) are the exception: their EM starts
+come from one generator shared by the clients of a partition, so they equal the
+in-memory fit only in distribution. Conversations (``fit``'s ``sessions``) are not
+fitted out of core: a dataset with ``hash_ids``/``session``/``parent`` columns needs
+``sessions=False``.
 
 One client's requests must fit in a worker's memory; the trace as a whole need not.
 The functions run on the current Dask scheduler: create a ``distributed.Client``
