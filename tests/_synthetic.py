@@ -85,18 +85,18 @@ def _literal(values: np.ndarray, probs: np.ndarray, floats: bool) -> str:
     return "{" + ", ".join(f"{v}: {float(p)!r}" for v, p in zip(vals, probs, strict=True)) + "}"
 
 
-def write_release(path: Path) -> Path:
+def write_release(path: Path, pools: tuple[str, ...] = POOLS) -> Path:
     """A release zip in the upstream layout, written from the shipped profiles.
 
     ``ServeGen-main/data/<category>/<model>/chunk-<client>-{trace.csv,dataset.json}`` for
-    every client of every pool, over ``RELEASE_LENGTH_WINDOWS`` (default: all) 6-hour
+    every client of each of ``pools``, over ``RELEASE_LENGTH_WINDOWS`` (default: all) 6-hour
     windows; clients the profile imputes get no ``dataset.json`` and are listed in a
     ``ServeGen-main.MISSING.txt`` beside the zip, as for the real release.
     """
     missing: list[str] = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("ServeGen-main/README.md", b"ServeGen stand-in\n")
-        for name in POOLS:
+        for name in pools:
             p = load_profile(name)
             n_len = RELEASE_LENGTH_WINDOWS.get(name, p.length_window_start.size)
             n_win = min(p.window_start.size, n_len * 36)
