@@ -30,19 +30,21 @@ def load_mooncake(path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def conversation(shared_data: Path) -> pd.DataFrame:
-    return load_mooncake(shared_data / "mooncake" / "conversation_trace.jsonl")
+def conversation(conversation_trace) -> pd.DataFrame:
+    trace = load_mooncake(conversation_trace.path)
+    trace.attrs["rows"] = conversation_trace.rows(12_031)  # or a stand-in's (tests/_synthetic.py)
+    return trace
 
 
 @pytest.fixture(scope="module")
-def synthetic_mooncake(shared_data: Path) -> pd.DataFrame:
-    return load_mooncake(shared_data / "mooncake" / "synthetic_trace.jsonl")
+def synthetic_mooncake(synthetic_trace) -> pd.DataFrame:
+    return load_mooncake(synthetic_trace.path)
 
 
 # -- Mooncake round trips -------------------------------------------------------------------
 def test_mooncake_conversation_round_trip(conversation):
     trace = conversation
-    assert len(trace) == 12_031
+    assert len(trace) == trace.attrs["rows"]
     # every request as an arrival (the default models the conversations: test_warm_start.py)
     wl = fit(trace, window=600, sessions=False)
     # the 3 s batch clock is found and undone, and the fit says so

@@ -418,13 +418,16 @@ def test_write_rejects_unsorted_mismatched_or_empty_input(tmp_path: Path) -> Non
 
 
 # -- the shared data ------------------------------------------------------------------------
-def test_mooncake_release_round_trips_byte_for_byte(shared_data: Path, tmp_path: Path) -> None:
-    for name, rows in (("conversation_trace.jsonl", 12_031), ("synthetic_trace.jsonl", 3_993)):
-        src = shared_data / "mooncake" / name
+def test_mooncake_release_round_trips_byte_for_byte(
+    conversation_trace, synthetic_trace, tmp_path: Path
+) -> None:
+    # the real traces, or else stand-ins (tests/_synthetic.py)
+    for source, real_rows in ((conversation_trace, 12_031), (synthetic_trace, 3_993)):
+        src = source.path
         df = read_trace(src, "mooncake", relative=False)
-        assert len(df) == rows
+        assert len(df) == source.rows(real_rows)
         lengths = df.hash_ids.map(len).to_numpy()
         np.testing.assert_array_equal(lengths, -(-df.input_tokens.to_numpy() // 512))
-        assert write(df, tmp_path / name, "mooncake").read_bytes() == src.read_bytes()
-    conv = read_trace(shared_data / "mooncake" / "conversation_trace.jsonl", "mooncake")
+        assert write(df, tmp_path / src.name, "mooncake").read_bytes() == src.read_bytes()
+    conv = read_trace(conversation_trace.path, "mooncake")
     assert 58 * 60 < conv.timestamp.iloc[-1] < 60 * 60  # 59 minutes

@@ -212,8 +212,8 @@ def test_pool_workload_json_round_trip(large):
     assert sg.Workload.from_json(filtered.to_json()).sample(1200, rng=0).equals(filtered.sample(1200, rng=0))
 
 
-def test_release_reader_matches_embedded(shared_data):
-    exact = sg.read_release(shared_data / "ServeGen-main.zip", "multimodal/mm-image")
+def test_release_reader_matches_embedded(release_zip):
+    exact = sg.read_release(release_zip.path, "multimodal/mm-image")  # or its stand-in, whole
     embedded = sg.load_pool("multimodal/mm-image")
     a, b = exact.summary(), embedded.summary()
     np.testing.assert_array_equal(a.rate, b.rate)

@@ -200,8 +200,8 @@ def test_cli_fit_sessions_by_default(tmp_path):
 
 
 @pytest.mark.slow
-def test_mooncake_conversation_hour_count_and_reuse(shared_data):
-    trace = sg.read_trace(shared_data / "mooncake" / "conversation_trace.jsonl", format="mooncake")
+def test_mooncake_conversation_hour_count_and_reuse(conversation_trace):
+    trace = sg.read_trace(conversation_trace.path, format="mooncake")
     wl = sg.fit(trace)
     assert wl.info["sessions"] and wl.block_size == 512
     duration = float(trace.timestamp.max())
