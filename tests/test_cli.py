@@ -273,10 +273,12 @@ def test_info_plot_fit_compare_on_a_trace(capsys, tmp_path):
     )
     assert code == 0, err
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
-    assert {"n_requests", "iat_cv", "input_tokens_ks"} <= set(rows)
+    assert {"n_requests", "iat_cv", "input_tokens_ks", "iat_ks"} <= set(rows)
     ratio = float(rows["iat_cv"][2])
     assert abs(ratio - 1) < 0.2  # the fitted model keeps the burstiness
-    assert Path("c.svg").read_text().lstrip().startswith("<?xml")
+    assert 0 < float(rows["iat_ks"][3]) < 1  # the gap-law KS distance (4th column)
+    svg = Path("c.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "dispersion of counts" in svg
 
 
 def test_progress_bar_draws_on_a_terminal_only(monkeypatch):

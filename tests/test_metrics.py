@@ -158,6 +158,7 @@ def test_compare_same_model_is_close():
         "iat_cv",
         "iat_cv_raw",
         "iat_cv_window_median",
+        "iat_ks",
         "dispersion_1s",
         "dispersion_10s",
         "dispersion_60s",
@@ -172,6 +173,7 @@ def test_compare_same_model_is_close():
         assert metric in t.index
     assert list(t.columns) == ["a", "b", "ratio", "distance", "note"]
     assert abs(cmp["iat_cv"]["ratio"] - 1) < 0.1
+    assert cmp["iat_ks"]["distance"] < 0.03
     assert cmp["input_tokens_ks"]["distance"] < 0.03
     assert cmp["output_tokens_ks"]["distance"] < 0.03
     assert cmp["rate_window_mape"]["distance"] < 0.1
@@ -191,6 +193,7 @@ def test_compare_detects_a_difference():
     other = CLIENT.model_copy(update={"input_tokens": sg.LogNormal(mu=6.5, sigma=1)})
     cmp = compare(CLIENT.sample(1800, rng=1), other.sample(1800, rng=1))
     assert cmp["input_tokens_ks"]["distance"] > 0.15
+    assert cmp["iat_ks"]["distance"] < 0.05  # same arrivals
     assert cmp["input_tokens_mean"]["ratio"] == pytest.approx(np.exp(0.5), rel=0.1)
 
 
@@ -227,14 +230,22 @@ def test_compare_plot_returns_a_figure():
 
     fig = compare(CLIENT.sample(1200, rng=1), CLIENT.sample(1200, rng=2)).plot()
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 6
     assert fig.axes[1].get_xscale() == "log"
     assert [ax.get_title() for ax in fig.axes] == [
         "rate per window",
         "inter-arrival times",
+        "dispersion of counts",
+        "gap CV per window",
         "input length",
         "output length",
     ]
+    disp = fig.axes[2]
+    assert disp.get_xscale() == "log" and disp.get_yscale() == "log"
+    assert [t.get_text() for t in disp.get_legend().get_texts()] == ["a", "b"]
+    # Gamma(cv=2) counts: the curve rises towards cv**2 = 4 at the widest bins
+    y = disp.lines[0].get_ydata()
+    assert y[0] < y[-1] and 2.5 < y[-1] < 6
 
 
 TRACE = pd.DataFrame({"timestamp": [0.0, 1.0, 2.0], "input_tokens": [1, 2, 3], "output_tokens": [1, 1, 1]})

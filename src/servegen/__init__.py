@@ -19,6 +19,7 @@ from .arrivals import (
     Weibull,
 )
 from .attributes import Modality, Multimodal, RankCorrelation, Reasoning
+from .bursts import Hyperexponential, OnOffRenewal
 from .client import Client
 from .distributions import (
     Clipped,
@@ -58,11 +59,13 @@ __all__ = [
     "Exponential",
     "FittedWorkload",
     "Gamma",
+    "Hyperexponential",
     "LogNormal",
     "Mixture",
     "Modality",
     "Multimodal",
     "OnOff",
+    "OnOffRenewal",
     "Pareto",
     "Piecewise",
     "Poisson",

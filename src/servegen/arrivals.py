@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 from scipy import special
 
-from ._base import FloatArray, Frozen
+from ._base import FloatArray, Frozen, parse_model
 
 __all__ = [
     "ArrivalProcess",
@@ -47,7 +47,13 @@ Float64 = NDArray[np.float64]
 
 # Family codes of the vectorized renewal kernel.
 POISSON, GAMMA, WEIBULL, DETERMINISTIC, OBJECT = 0, 1, 2, 3, 4
-LAWS = {"poisson": POISSON, "gamma": GAMMA, "weibull": WEIBULL, "deterministic": DETERMINISTIC}
+LAWS = {
+    "poisson": POISSON,
+    "gamma": GAMMA,
+    "weibull": WEIBULL,
+    "deterministic": DETERMINISTIC,
+    "model": OBJECT,
+}
 
 
 @runtime_checkable
@@ -395,6 +401,10 @@ class ArrivalSchedule(ArrivalProcess):
     ``laws[i]`` is ``"poisson"``, ``"gamma"``, ``"weibull"`` or ``"deterministic"``;
     ``cvs[i]`` is its inter-arrival CV (ignored for poisson/deterministic). This is the
     compact form production pools and fitted traces use (thousands of windows).
+    ``laws[i] == "model"`` takes the piece's process from ``models[i]`` instead (any
+    built-in process with one piece and rate ``rates[i]``, e.g. a
+    :class:`~servegen.OnOffRenewal` or :class:`~servegen.Hyperexponential`; ``models``
+    holds ``None`` for the other pieces).
 
     >>> s = ArrivalSchedule(times=[0, 600], rates=[1.0, 3.0], cvs=[1.0, 2.0], laws=["poisson", "gamma"])
     >>> s.mean_rate
@@ -405,10 +415,12 @@ class ArrivalSchedule(ArrivalProcess):
     times: FloatArray
     rates: FloatArray
     cvs: FloatArray
-    laws: list[Literal["poisson", "gamma", "weibull", "deterministic"]]
+    laws: list[Literal["poisson", "gamma", "weibull", "deterministic", "model"]]
+    models: list[Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ArrivalSchedule:
+        _check_models(self)
         n = self.times.size
         if n == 0:
             raise ValueError("ArrivalSchedule: `times` must not be empty")
@@ -445,7 +457,51 @@ class ArrivalSchedule(ArrivalProcess):
         return float((self.rates * widths).sum() / widths.sum())
 
     def _pieces(self) -> Pieces:
-        return Pieces.renewal(self.times, self.rates, self.family_codes, self.cvs)
+        p = Pieces.renewal(self.times, self.rates, self.family_codes, self.cvs)
+        if self.models is None:
+            return p
+        objs = []
+        for i, m in enumerate(self.models):  # a "model" piece copies its process's one piece
+            q = m._pieces() if m is not None else None
+            for name in ("family", "shape", "scale"):
+                if q is not None:
+                    getattr(p, name)[i] = getattr(q, name)[0]
+            objs.append(q.objects[0] if q is not None and q.objects else None)
+        return Pieces(p.times, p.rates, p.family, p.shape, p.scale, tuple(objs))
+
+
+def _check_models(s: ArrivalSchedule) -> None:
+    """``models`` lines up with ``laws``: a one-piece process of rate ``rates[i]`` where "model"."""
+    if s.models is None:
+        if "model" in s.laws:
+            raise ValueError("ArrivalSchedule: a piece with law 'model' needs `models`")
+        return
+    if len(s.models) != len(s.laws):
+        raise ValueError(
+            f"ArrivalSchedule: `models` must have one entry per time ({len(s.laws)}), got {len(s.models)}"
+        )
+    ms = [None if m is None else parse_model(m) for m in s.models]
+    object.__setattr__(s, "models", ms)
+    for i, (law, m) in enumerate(zip(s.laws, ms, strict=True)):
+        if (law == "model") != (m is not None):
+            raise ValueError(
+                f"ArrivalSchedule: `models[{i}]` must be given exactly where `laws[{i}]` is 'model' "
+                f"(laws[{i}]={law!r}), got {m!r}"
+            )
+        if m is not None:
+            if (
+                not isinstance(m, ArrivalProcess)
+                or isinstance(m, ArrivalSchedule)
+                or m._pieces().times.size != 1
+            ):
+                raise TypeError(
+                    f"ArrivalSchedule: `models[{i}]` must be a one-piece arrival process, got {m!r}"
+                )
+            if not np.isclose(m.mean_rate, s.rates[i], rtol=1e-9, atol=0):
+                raise ValueError(
+                    f"ArrivalSchedule: `models[{i}]` must have rate `rates[{i}]`={float(s.rates[i])!r}, "
+                    f"got {m.mean_rate!r}"
+                )
 
 
 def _check_times(owner: str, times: Float64) -> None:

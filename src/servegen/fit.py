@@ -65,7 +65,9 @@ from scipy import special, stats
 
 from . import dask_fit
 from ._rng import generator
-from .arrivals import ArrivalSchedule, weibull_shape
+from .arrivals import weibull_shape
+from .burst_fit import fit_bursts
+from .burst_models import client_schedule, warp
 from .client import Client
 from .distributions import Clipped, Empirical, Exponential, LogNormal, Mixture, Pareto
 from .metrics import Trace, as_trace
@@ -676,12 +678,12 @@ def characterize(
         ``shape``/``scale`` (scipy's ``a``/``c``/``s`` and ``scale`` of
         gamma/weibull_min/lognorm/expon with ``loc=0``; shape 1 for exponential),
         ``loglik``, ``aic``, ``bic``, ``ks``, ``ks_pvalue`` (conservative: the parameters
-        come from the same gaps), ``aic_<law>`` for every candidate;
-        ``input_mean``, ``input_p50``, ``input_p90``, ``input_p99`` and the same for
-        ``output``; ``io_spearman`` (input/output rank correlation); ``dequantized``.
-        ``attrs`` holds ``window``, ``duration``, ``quantization`` (resolution,
-        tie_fraction, quantized, source), ``dequantized``, ``resorted``, ``laws``,
-        ``criterion``, ``min_requests``.
+        come from the same gaps), ``aic_<law>`` for every candidate; bursts (law
+        ``"hyperexp"`` or ``"onoff"``, ``structure``, ``disp_{1,10,60}s``, on/off periods;
+        ``attrs["onoff"]``): :mod:`servegen.burst_fit`; ``input_{mean,p50,p90,p99}``, the
+        same for ``output``; ``io_spearman`` (input/output rank correlation); ``dequantized``.
+        ``attrs``: ``window``, ``duration``, ``quantization`` (resolution, tie_fraction,
+        quantized, source), ``dequantized``, ``resorted``, ``laws``, ``criterion``, ``min_requests``.
 
     Examples
     --------
@@ -702,6 +704,7 @@ def characterize(
     min_requests = _check_count(min_requests, "min_requests", 2)
     tr = _prepare(trace, client, by, dequantize, rng)
     table = _iat_table(tr, w, laws_t, criterion, min_requests, gof=True)
+    fit_bursts(tr, table, w, criterion, generator(rng))
     nw = int(table["window"].max()) + 1
     _, _, _, win = _grid(tr, w)
     assert tr.codes is not None
@@ -1113,6 +1116,9 @@ def fit(
             tr, w, rw, rates, table["iat_cv"].to_numpy().reshape(nc, nw)
         )
         table = _iat_table(tr, w, laws_t, criterion, min_requests, gof=True, gap_times=op_times)
+    bursts = fit_bursts(
+        tr, table, w, criterion, gen, *((op_times, warp(times, rates, tr.span)) if refine else ())
+    )
 
     # arrivals: one ArrivalSchedule per client, built from the table's columns
     missing = table["law"].isna().to_numpy().reshape(nc, nw)
@@ -1156,13 +1162,7 @@ def fit(
     notes = []
     for i, key in enumerate(tr.keys):
         # drop pieces that repeat the previous one (silent spells, unrefined windows)
-        keep = np.ones(times.size, dtype=bool)
-        keep[1:] = (
-            (rates[i, 1:] != rates[i, :-1]) | (cvs[i, 1:] != cvs[i, :-1]) | (sched[i, 1:] != sched[i, :-1])
-        )
-        arrival = ArrivalSchedule(
-            times=times[keep], rates=rates[i][keep], cvs=cvs[i][keep], laws=list(sched[i][keep])
-        )
+        arrival = client_schedule(i, times, rates[i], cvs[i], sched[i], piece, bursts, table)
         dep, note = _dependence(float(rho[i]), int(counts[i].sum()))
         notes.append(note)
         clients[key] = Client(

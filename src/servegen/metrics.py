@@ -608,46 +608,16 @@ class Comparison:
         return self.table.to_html()
 
     def plot(self) -> Figure:
-        """A 2x2 matplotlib figure: rate over time, IAT CDF (log x), input and output length CDFs.
+        """A 2x3 matplotlib figure (:func:`servegen.plot.comparison`): rate and gap CV per
+        window, IAT CDF (log x), the dispersion curve (variance / mean of counts against
+        the bin width, log-log), input and output length CDFs.
 
         Built on :class:`matplotlib.figure.Figure` (no pyplot state); save it with
         ``fig.savefig(path)``.
         """
-        from matplotlib.figure import Figure
+        from .plot import comparison
 
-        fig = Figure(figsize=(11, 7.5), layout="constrained")
-        axes = fig.subplots(2, 2)
-        a, b = self._data
-        w = self.windows
-        ax = axes[0, 0]
-        for col, label in (("rate_a", self.names[0]), ("rate_b", self.names[1])):
-            ax.stairs(
-                w[col].to_numpy(),
-                np.append(w["start"].to_numpy(), w["end"].iloc[-1]),
-                baseline=None,
-                label=label,
-            )
-        ax.set(xlabel="time (s)", ylabel="requests / s", title="rate per window")
-        ax.legend()
-        levels = np.linspace(0.0, 1.0, 513)[1:-1]  # quantile grid: cheap for 10 M requests
-        ax = axes[0, 1]
-        for tr, label in ((a, self.names[0]), (b, self.names[1])):
-            g = np.diff(tr.timestamp)
-            g = g[g > 0]
-            if g.size:
-                ax.plot(np.quantile(g, levels), levels, label=label)
-        ax.set(xscale="log", xlabel="inter-arrival time (s)", ylabel="CDF", title="inter-arrival times")
-        ax.legend()
-        for ax, col, title in (
-            (axes[1, 0], "input_tokens", "input length"),
-            (axes[1, 1], "output_tokens", "output length"),
-        ):
-            for tr, label in ((a, self.names[0]), (b, self.names[1])):
-                v = getattr(tr, col)
-                ax.plot(np.maximum(np.quantile(v, levels), 0.5), levels, label=label)
-            ax.set(xscale="log", xlabel="tokens", ylabel="CDF", title=title)
-            ax.legend()
-        return fig
+        return comparison(self.windows, *self._data, self.names)
 
 
 def compare(
@@ -683,7 +653,7 @@ def compare(
     Comparison
         ``.table`` indexed by metric: ``n_requests``, ``mean_rate``, ``rate_window_mape``
         (mean absolute difference of per-window rates over a's mean rate), ``iat_cv``,
-        ``iat_cv_raw``, ``iat_cv_window_median``, ``dispersion_{1,10,60,600}s``,
+        ``iat_cv_raw``, ``iat_cv_window_median``, ``iat_ks`` (gap laws), ``dispersion_{1,10,60,600}s``,
         ``hurst``, ``{input,output}_tokens_{mean,p50,p90,p99}``,
         ``{input,output}_tokens_ks`` and ``_wasserstein``, ``io_spearman`` and, when both
         have clients, ``n_clients``, ``top{1,5,10}_client_share`` and
@@ -745,13 +715,11 @@ def compare(
             float(np.nanmedian(ca)) if np.isfinite(ca).any() else math.nan,
             float(np.nanmedian(cb)) if np.isfinite(cb).any() else math.nan,
         )
+    if len(ta) > 1 and len(tb) > 1:  # the gap laws, one against the other
+        dist("iat_ks", ks(np.diff(ta.timestamp), np.diff(tb.timestamp))[0], "inter-arrival gaps, ks_2samp")
     for width in DISPERSION_BINS:
-        scalar(
-            f"dispersion_{width:g}s",
-            dispersion_index(ta.timestamp, width, end=end),
-            dispersion_index(tb.timestamp, width, end=end),
-            "variance / mean of counts in full bins",
-        )
+        da, db = (dispersion_index(x.timestamp, width, end=end) for x in (ta, tb))
+        scalar(f"dispersion_{width:g}s", da, db, "variance / mean of counts in full bins")
     scalar(
         "hurst", hurst(ta.timestamp, end=end), hurst(tb.timestamp, end=end), "aggregated variance, 1 s bins"
     )
