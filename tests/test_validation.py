@@ -215,6 +215,17 @@ MODELS = [
     ),
     (sg.Replay, {"timestamps": [0.5, 1.0], "duration": 2.0}, ["timestamps", "duration"]),
     (
+        sg.Hyperexponential,
+        {"rate": 1.0, "cv": 3.0, "p": 0.95, "burst_cv": 1.0, "silence_cv": 1.0},
+        ["rate", "cv", "p", "burst_cv", "silence_cv"],
+    ),
+    (
+        sg.OnOffRenewal,
+        {"rate": 1.0, "cv": 5.0, "mean_on": 10.0, "gap_cv": 1.0, "on_cv": 1.0, "off_cv": 1.0},
+        ["rate", "cv", "mean_on", "gap_cv", "on_cv", "off_cv"],
+    ),
+    (sg.OnOffRenewal, {"rate": 1.0, "mean_off": 30.0}, ["mean_off"]),
+    (
         sg.ArrivalSchedule,
         {"times": [0.0, 600.0], "rates": [1.0, 2.0], "cvs": [1.0, 1.0], "laws": ["poisson", "poisson"]},
         ["times", "rates", "cvs"],  # cvs nan/inf of a poisson piece accepted before
