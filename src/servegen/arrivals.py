@@ -230,7 +230,7 @@ class ArrivalProcess(Frozen):
         """
         if not (np.isfinite(start) and np.isfinite(end)) or end <= start:
             raise ValueError(f"sample: need finite `start` < `end`, got start={start!r}, end={end!r}")
-        from .workload import sample_process
+        from ._timeline import sample_process
 
         return sample_process(self, float(start), float(end), rng)
 

@@ -29,10 +29,8 @@ Scaling is a time change, so it keeps each client's inter-arrival CV.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,17 +39,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _rng
-from .arrivals import OBJECT, Pieces, draw_residual, renewal_points
+from ._checks import (
+    SPEC_FIELDS,
+    check_depth,
+    check_duration,
+    check_rate,
+    check_scale,
+    check_workers,
+    spec_pairs,
+)
+from ._timeline import STREAM_WINDOW, Block, Timeline, window_points
+from .arrivals import Pieces
 from .client import Client, _CustomArrival
 from .requests import CORE_DTYPES, Ragged, Requests
 from .sessions import BlockIds, client_turns
 from .warm_start import warm_starts
 
 __all__ = ["STREAM_WINDOW", "Workload"]
-
-#: Seconds per stream window: the unit of random-stream independence and of merging.
-STREAM_WINDOW = 600.0
-_CALLABLE_STEP = STREAM_WINDOW / 10
 
 
 class Workload:
@@ -104,8 +108,8 @@ class Workload:
             if not isinstance(c, Client):
                 raise TypeError(f"Workload: client {key!r} must be a servegen Client, got {c!r}")
             self.clients[key] = c
-        self.rate = _check_rate(rate)
-        self.scale = _check_scale(scale, self.clients)
+        self.rate = check_rate(rate)
+        self.scale = check_scale(scale, self.clients)
         if block_size is not None and (
             isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1
         ):
@@ -148,7 +152,7 @@ class Workload:
         >>> sg.merge(parts).equals(wl.sample(600, rng=1))
         True
         """
-        duration = _check_duration(duration)
+        duration = check_duration(duration)
         plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
         sink = _Sink(plan.flat_cols, plan.expected_requests())
         for _ in plan.windows(sink):
@@ -169,7 +173,7 @@ class Workload:
         Memory stays bounded by one chunk plus one stream window; the parts concatenate
         to exactly ``sample(duration, rng=rng)`` for the same seed.
         """
-        duration = _check_duration(duration)
+        duration = check_duration(duration)
         if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
             raise ValueError(f"iter_chunks: `chunk` must be a finite number > 0, got {chunk!r}")
         plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
@@ -219,28 +223,37 @@ class Workload:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Workload:
-        """Rebuild a workload from :meth:`to_dict` output."""
+        """Rebuild a workload from :meth:`to_dict` output.
+
+        Unknown fields, repeated client keys and malformed pairs are errors, never dropped.
+        """
         if not isinstance(spec, Mapping):
             raise ValueError(f"Workload.from_dict: a spec must be a JSON object, got {type(spec).__name__}")
+        check_depth(spec)  # before pydantic recurses into it
         if spec.get("kind") != "workload":
             raise ValueError(f"Workload.from_dict: expected kind 'workload', got {spec.get('kind')!r}")
+        unknown = [k for k in spec if k not in SPEC_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"Workload.from_dict: unknown field(s) {unknown!r}; a workload spec has {list(SPEC_FIELDS)!r}"
+            )
         if "clients" not in spec:
             raise ValueError("Workload.from_dict: the spec has no 'clients' field")
         raw = spec["clients"]
-        if isinstance(raw, dict) and raw.get("kind") == "pool":
+        if isinstance(raw, Mapping) and raw.get("kind") == "pool":
             from .pools import _pool_from_spec
 
             clients: Any = _pool_from_spec(raw)
-        elif isinstance(raw, dict) and raw.get("kind") == "clients":
-            clients = {k: Client.model_validate(c) for k, c in raw["clients"]}
         else:
-            clients = {k: Client.model_validate(c) for k, c in raw}
+            if isinstance(raw, Mapping) and raw.get("kind") == "clients":
+                raw = raw.get("clients")
+            clients = {k: Client.model_validate(c) for k, c in spec_pairs(raw, "clients")}
         rate = spec.get("rate")
         if isinstance(rate, list):
-            rate = {float(t): float(r) for t, r in rate}
+            rate = {float(t): float(r) for t, r in spec_pairs(rate, "rate", keys="rate times")}
         scale = spec.get("scale", 1.0)
         if isinstance(scale, list):
-            scale = {k: float(v) for k, v in scale}
+            scale = {k: float(v) for k, v in spec_pairs(scale, "scale")}
         return cls(clients, rate=rate, scale=scale, block_size=spec.get("block_size"))
 
     @classmethod
@@ -261,71 +274,17 @@ class Workload:
     __hash__ = None  # type: ignore[assignment]
 
 
-# -- validation helpers ---------------------------------------------------------------
-def _check_duration(duration: Any) -> float:
-    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`duration` must be a number of seconds, got {duration!r}")
-    if not (math.isfinite(duration) and duration > 0):
-        raise ValueError(f"`duration` must be finite and > 0, got {duration!r}")
-    return float(duration)
-
-
-def _check_workers(workers: Any) -> int:
-    if workers is None:
-        return 2 if (os.cpu_count() or 1) > 1 else 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"`workers` must be a whole number >= 1, got {workers!r}")
-    return int(workers)
-
-
-def _check_rate(rate: Any) -> Any:
-    if rate is None or callable(rate):
-        return rate
-    if isinstance(rate, Mapping):
-        if not rate:
-            raise ValueError("Workload: `rate` mapping must not be empty")
-        out: dict[float, float] = {}
-        for t, r in sorted(rate.items()):
-            t, r = float(t), float(r)
-            if not (math.isfinite(t) and math.isfinite(r)) or r < 0:
-                raise ValueError(
-                    f"Workload: `rate` mapping needs finite times and rates >= 0, got {t!r}: {r!r}"
-                )
-            out[t] = r
-        if min(out) != 0:
-            raise ValueError(f"Workload: `rate` mapping must start at time 0, first time is {min(out)!r}")
-        return out
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise TypeError(
-            f"Workload: `rate` must be None, a number, a {{time: rate}} mapping or a callable, got {rate!r}"
-        )
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"Workload: `rate` must be finite and > 0, got {rate!r}")
-    return float(rate)
-
-
-def _check_scale(scale: Any, clients: Mapping[Hashable, Client]) -> Any:
-    if isinstance(scale, Mapping):
-        out = {}
-        for k, v in scale.items():
-            if k not in clients:
-                raise ValueError(
-                    f"Workload: `scale` names unknown client {k!r}; clients are {list(clients)[:10]!r}"
-                )
-            if not (math.isfinite(float(v)) and v >= 0):
-                raise ValueError(f"Workload: `scale[{k!r}]` must be finite and >= 0, got {v!r}")
-            out[k] = float(v)
-        return out
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
-        raise TypeError(f"Workload: `scale` must be a number or a {{client: factor}} mapping, got {scale!r}")
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"Workload: `scale` must be finite and > 0, got {scale!r}")
-    return float(scale)
-
-
 # -- the sampling plan -----------------------------------------------------------------
+_NEVER = np.iinfo(np.int64).max
+
+
 class _Plan:
-    """Everything fixed for one sample call: segments, effective rates, stream keys."""
+    """Everything fixed for one sample call, and each client's arrival state.
+
+    Windows are visited in order, but only those where some client has an arrival due
+    (found from its renewal clock, see :mod:`servegen._timeline`) or a pending session
+    turn: a slow client costs nothing in the windows where it sends nothing.
+    """
 
     def __init__(
         self,
@@ -336,7 +295,7 @@ class _Plan:
         only: Iterable[Hashable] | None = None,
     ) -> None:
         self.root = root
-        self.workers = _check_workers(workers)
+        self.workers = check_workers(workers)
         self.selected = np.ones(len(wl.clients), dtype=bool)
         if only is not None:
             keys = list(wl.clients)
@@ -350,28 +309,23 @@ class _Plan:
         self.keys = list(wl.clients)
         self.clients = list(wl.clients.values())
         self.hashes = [_rng.key_hash(k) for k in self.keys]
-        self.n_windows = max(1, math.ceil(duration / STREAM_WINDOW))
-        end = self.n_windows * STREAM_WINDOW
         self.pieces: list[Pieces] = [c._pieces() for c in self.clients]
-
-        edges = [np.arange(self.n_windows + 1) * STREAM_WINDOW]
-        edges += [p.times[p.times < end] for p in self.pieces]
-        if isinstance(wl.rate, dict):
-            edges.append(np.array([t for t in wl.rate if t < end]))
-        elif callable(wl.rate):
-            edges.append(np.arange(0, end, _CALLABLE_STEP))
-        self.edges = np.unique(np.concatenate(edges))
-        starts = self.edges[:-1]
-
-        # piece index and native rate of every (client, segment)
-        self.piece_idx = np.stack([np.searchsorted(p.times, starts, side="right") - 1 for p in self.pieces])
-        native = np.stack([p.rates[i] for p, i in zip(self.pieces, self.piece_idx, strict=True)])
-        self.per_arrival = per_arrival = np.array([c.requests_per_arrival for c in self.clients])
-        # Targets count requests: scale session starts by their mean turns.
-        native = native * per_arrival[:, None]
-        self.eff = self._effective(wl, native, starts) / per_arrival[:, None]
-        self.window_of_edge = np.searchsorted(self.edges, np.arange(self.n_windows + 1) * STREAM_WINDOW)
-        self.offsets: list[float | None] = [None] * len(self.clients)
+        if wl.rate is not None or wl.scale != 1.0:
+            for i, p in enumerate(self.pieces):
+                if any(isinstance(o, _CustomArrival) and not o.has_rate for o in p.objects or ()):
+                    raise ValueError(
+                        f"Workload: client {self.keys[i]!r} has a custom arrival process without a "
+                        "`rate`, so it cannot be rate-scaled"
+                    )
+        self.per_arrival = np.array([c.requests_per_arrival for c in self.clients], dtype=np.float64)
+        self.timeline = Timeline(self.pieces, self.keys, self.per_arrival, wl.rate, wl.scale, duration)
+        self.n_windows = self.timeline.n_windows
+        # one pass over the blocks: checks the target everywhere before any work is done
+        self._expected = self.timeline.expected(self.selected, self.per_arrival)
+        n = len(self.clients)
+        self.offsets: list[float | None] = [None] * n  # renewal offset after the last draw
+        self.last_w = [-2] * n  # window of the last draw
+        self.target: list[float | None] = [None] * n  # next arrival on the block's clock
         self.obj_states: list[dict[int, Any]] = [{} for _ in self.clients]
         self.flat_cols: dict[str, Any] = dict(CORE_DTYPES)
         self.ragged_cols: dict[str, Any] = {}
@@ -399,62 +353,21 @@ class _Plan:
 
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
-        widths = np.diff(self.edges)
-        return float((self.eff * widths).sum(axis=1) @ (self.per_arrival * self.selected))
-
-    def _effective(
-        self, wl: Workload, native: NDArray[np.float64], starts: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
-        needs_rate = wl.rate is not None or wl.scale != 1.0
-        for i, p in enumerate(self.pieces):
-            objs = p.objects or ()
-            if needs_rate and any(isinstance(o, _CustomArrival) and not o.has_rate for o in objs):
-                raise ValueError(
-                    f"Workload: client {self.keys[i]!r} has a custom arrival process without a `rate`, "
-                    "so it cannot be rate-scaled"
-                )
-        if wl.rate is None:
-            eff = native.copy()
-        else:
-            if isinstance(wl.rate, dict):
-                times = np.array(list(wl.rate))
-                vals = np.array(list(wl.rate.values()))
-                target = vals[np.searchsorted(times, starts, side="right") - 1]
-            elif callable(wl.rate):
-                target = _eval_callable(wl.rate, starts + _CALLABLE_STEP / 2)
-            else:
-                target = np.full(starts.size, wl.rate)
-            total = native.sum(axis=0)
-            dead = (total <= 0) & (target > 0) & (starts < self.duration)
-            if dead.any():
-                t = float(starts[np.argmax(dead)])
-                raise ValueError(
-                    f"Workload: target rate {float(target[np.argmax(dead)])!r} req/s at t={t:g}s, "
-                    "but no client is active then (all native rates are 0)"
-                )
-            with np.errstate(invalid="ignore", divide="ignore"):
-                eff = np.where(total > 0, native * (target / np.where(total > 0, total, 1.0)), 0.0)
-        if isinstance(wl.scale, dict):
-            for i, k in enumerate(self.keys):
-                eff[i] *= wl.scale.get(k, 1.0)
-        else:
-            eff *= wl.scale
-        return eff
+        return self._expected
 
     def windows(self, sink: _Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        """Yield (window index, merged columns) per stream window; with ``sink``, the
-        merged columns are written into it instead (and None is yielded).
+        """Yield (window index, merged columns) per visited stream window; with ``sink``,
+        the merged columns are written into it instead (and None is yielded).
 
         With ``workers > 1`` and a sink, window w's merge (a run-aware argsort and the
         column gathers: numpy calls that release the GIL) runs on a background thread
-        while window w+1's clients are drawn. Merges stay in window order, so the
+        while the next window's clients are drawn. Merges stay in window order, so the
         result does not depend on it.
         """
         if self.workers > 1 and sink is not None:
             with ThreadPoolExecutor(1) as merger:
                 pending = None
-                for w in range(self.n_windows):
-                    results = self._draw_window(w)
+                for w, results in self._draws():
                     if pending is not None:
                         pending.result()  # at most one merge in flight bounds memory
                     pending = merger.submit(self._merge_window, results, sink)
@@ -462,17 +375,45 @@ class _Plan:
                 if pending is not None:
                     pending.result()
         else:
-            for w in range(self.n_windows):
-                yield w, self._merge_window(self._draw_window(w), sink)
+            for w, results in self._draws():
+                yield w, self._merge_window(results, sink)
 
-    def _draw_window(self, w: int) -> list[tuple[int, Any, Any, Any]]:
-        """Every active client's requests in window ``w``, in client order."""
-        s_lo, s_hi = int(self.window_of_edge[w]), int(self.window_of_edge[w + 1])
-        active = self.eff[:, s_lo:s_hi].max(axis=1) > 0
-        if self.turns is not None:
-            active |= np.array([self.turns.pending_rows(i) > 0 for i in range(len(self.clients))])
-        todo = np.flatnonzero(active & self.selected).tolist()
-        return [r for i in todo if (r := self._client_window(i, w, s_lo, s_hi)) is not None]
+    def _draws(self) -> Iterator[tuple[int, list[tuple[int, Any, Any, Any]]]]:
+        """(window, every visited client's requests in it), for windows where any are due."""
+        n = len(self.clients)
+        todo = np.flatnonzero(self.selected)
+        pend = np.full(n, _NEVER, dtype=np.int64)  # window of each client's next pending turn
+        for b in range(self.timeline.n_blocks):
+            blk = self.timeline.block(b)
+            due = np.full(n, _NEVER, dtype=np.int64)  # window of each client's next arrivals
+            for i in todo.tolist():
+                due[i] = self._due(blk, i, blk.w0 - 1, self.target[i])
+            while True:
+                w = int(min(due.min(), pend.min()))
+                if w >= blk.w1:
+                    break
+                results = []
+                for i in np.flatnonzero((due == w) | (pend == w)).tolist():
+                    r = self._client_window(blk, i, w, bool(due[i] == w))
+                    if r is not None:
+                        results.append(r)
+                    if due[i] == w:
+                        due[i] = self._due(blk, i, w, self.target[i])
+                    if self.turns is not None:
+                        pend[i] = self.turns.next_window(i)
+                yield w, results
+            for i in todo.tolist():  # carry each clock target into the next block
+                t = self.target[i]
+                self.target[i] = None if t is None else t - float(blk.clock[i, -1])
+
+    def _due(self, blk: Block, i: int, after: int, target: float | None) -> int:
+        """The first window after ``after`` in this block where client ``i`` has arrivals."""
+        if self.timeline.has_objects[i]:  # objects run in every window where they are on
+            lo = blk.segments(max(after + 1, blk.w0))[0] if after + 1 < blk.w1 else blk.eff.shape[1]
+            on = np.flatnonzero(blk.eff[i, lo:] > 0)
+            return blk.window_of(lo + int(on[0])) if on.size else _NEVER
+        s = int(np.searchsorted(blk.clock[i], 0.0 if target is None else target, side="right"))
+        return blk.window_of(s) if s < blk.clock.shape[1] else _NEVER
 
     def _merge_window(self, results: list[tuple[int, Any, Any, Any]], sink: _Sink | None) -> dict[str, Any]:
         times = [r[1] for r in results]
@@ -485,12 +426,12 @@ class _Plan:
             sink.commit()
         return out
 
-    def _client_window(self, i: int, w: int, s_lo: int, s_hi: int) -> tuple[int, Any, Any, Any] | None:
+    def _client_window(self, blk: Block, i: int, w: int, due: bool) -> tuple[int, Any, Any, Any] | None:
         """One client's requests in window ``w``: (client index, times, columns, ragged)."""
         # One generator per (client, window): arrival gaps first, then request values,
         # in a fixed order, so the values can never shift the arrivals.
         rng = _rng.stream(self.root, self.hashes[i], w, _rng.WINDOW)
-        t = self._arrivals(i, w, s_lo, s_hi, rng) if (self.eff[i, s_lo:s_hi] > 0).any() else np.empty(0)
+        t = self._arrivals(blk, i, w, rng) if due else np.empty(0)
         if w == self.n_windows - 1:
             t = t[t < self.duration]
         if self.turns is not None:
@@ -501,24 +442,17 @@ class _Plan:
             return None
         return i, t, cols, rag
 
-    def _arrivals(
-        self, i: int, w: int, s_lo: int, s_hi: int, rng: np.random.Generator
-    ) -> NDArray[np.float64]:
-        p = self.pieces[i]
-        out = []
-        for s in range(s_lo, s_hi):
-            r = float(self.eff[i, s])
-            t0, t1 = float(self.edges[s]), float(self.edges[s + 1])
-            if r <= 0 or t1 <= t0:
-                continue
-            pts, self.offsets[i] = segment_points(
-                p, int(self.piece_idx[i, s]), r * (t1 - t0), self.offsets[i], self.obj_states[i], rng
-            )
-            if pts.size:
-                out.append(t0 + pts / r)
-        if not out:
-            return np.empty(0)
-        return out[0] if len(out) == 1 else np.concatenate(out)
+    def _arrivals(self, blk: Block, i: int, w: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """Arrivals in window ``w``, continuing the client's renewal offset or clock."""
+        lo, hi = blk.segments(w)
+        offset, target = self.offsets[i], self.target[i]
+        if self.last_w[i] != w - 1 and target is not None and not self.timeline.has_objects[i]:
+            # skipped windows: the next arrival's place on the clock, from this window's start
+            offset = target - (float(blk.clock[i, lo - 1]) if lo > 0 else 0.0)
+        t, offset = window_points(blk, i, w, self.pieces[i], offset, self.obj_states[i], rng)
+        self.offsets[i], self.last_w[i] = offset, w
+        self.target[i] = None if offset is None else float(blk.clock[i, hi - 1]) + offset
+        return t
 
 
 class _Turns:
@@ -556,6 +490,13 @@ class _Turns:
     def pending_rows(self, i: int) -> int:
         p = self.pending[i]
         return 0 if p is None else len(p["timestamp"])
+
+    def next_window(self, i: int) -> int:
+        """The window of client ``i``'s next pending turn (never, if past the duration)."""
+        p = self.pending[i]
+        if p is None or not p["timestamp"][0] < self.plan.duration:
+            return _NEVER
+        return int(p["timestamp"][0] // STREAM_WINDOW)
 
     def window(
         self, i: int, w: int, starts: NDArray[np.float64], rng: np.random.Generator
@@ -627,59 +568,6 @@ class _Turns:
                         self.last_row[key] = r + self.rows_before
             out["parent"][:] = parent
         self.rows_before += n
-
-
-def segment_points(
-    p: Pieces,
-    k: int,
-    length: float,
-    offset: float | None,
-    obj_states: dict[int, Any],
-    rng: np.random.Generator,
-) -> tuple[NDArray[np.float64], float | None]:
-    """Operational-time points of piece ``k`` over one segment of length ``length``."""
-    fam = int(p.family[k])
-    if fam == OBJECT:
-        assert p.objects is not None
-        pts, obj_states[k] = p.objects[k]._op_points(obj_states.get(k), length, rng)
-        return pts, offset
-    shape, scale = float(p.shape[k]), float(p.scale[k])
-    if offset is None:  # the process switches on: start in its stationary state
-        offset = draw_residual(fam, shape, scale, rng)
-    return renewal_points(fam, shape, scale, offset, length, rng)
-
-
-def sample_process(proc: Any, start: float, end: float, rng: np.random.Generator) -> NDArray[np.float64]:
-    """Arrivals of one process at its native rate on [start, end), from one generator."""
-    p: Pieces = proc._pieces()
-    edges = np.unique(np.concatenate([[start, end], p.times[(p.times > start) & (p.times < end)]]))
-    offset: float | None = None
-    states: dict[int, Any] = {}
-    out = []
-    for t0, t1 in itertools.pairwise(edges):
-        k = int(np.searchsorted(p.times, t0, side="right")) - 1
-        r = float(p.rates[k])
-        if r <= 0:
-            continue
-        pts, offset = segment_points(p, k, r * (t1 - t0), offset, states, rng)
-        out.append(t0 + pts / r)
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def _eval_callable(fn: Callable[[Any], Any], t: NDArray[np.float64]) -> NDArray[np.float64]:
-    try:
-        vals = np.asarray(fn(t), dtype=np.float64)
-        if vals.shape != t.shape:
-            raise ValueError
-    except Exception:
-        vals = np.array([float(fn(float(x))) for x in t])
-    bad = ~(np.isfinite(vals) & (vals >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"Workload: `rate({t[i]:g})` returned {float(vals[i])!r}; rates must be finite and >= 0"
-        )
-    return vals
 
 
 # -- merging ---------------------------------------------------------------------------
