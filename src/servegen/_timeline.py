@@ -27,6 +27,7 @@ import itertools
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ BLOCK_WINDOWS = 1024
 Float64 = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Block:
     """Windows ``[w0, w1)``: ``S`` segments and each client's rate, law and runs on them."""
 
@@ -68,7 +69,18 @@ class Block:
     eff: Float64  # (n, S) effective rate
     piece: NDArray[np.intp]  # (n, S) index of the piece in force
     law: NDArray[np.intp]  # (n, S) law id (equal ids: the same unit-rate renewal law)
-    clock: Float64  # (n, S) running sum of run lengths from the block's start
+    uniform: bool  # one segment per window, every row constant
+
+    @cached_property
+    def clock(self) -> Float64:
+        """(n, S) running sum of each client's run lengths from the block's start."""
+        if self.uniform:  # every window is one run: what runs() computes, cheaper
+            op = self.eff * np.diff(self.edges)
+        else:
+            window_start = np.zeros(self.eff.shape[1], dtype=bool)
+            window_start[self.win_seg[:-1]] = True
+            op = runs(self.eff, self.law, self.edges, window_start)[1]
+        return np.cumsum(op, axis=1)
 
     def segments(self, w: int) -> tuple[int, int]:
         """The segment range of window ``w``."""
@@ -148,15 +160,17 @@ class Timeline:
         b = np.unique(np.concatenate(breaks))
         self.breaks = b[(b > 0) & (b < duration)]
         self._cache: dict[int, Block] = {}
+        self._cached = 0
         self._used: dict[tuple[int, int], float] = {}  # op-time each recording has played
 
     def block(self, b: int) -> Block:
-        """Block ``b`` (computed, or kept from an earlier call when it was small)."""
+        """Block ``b`` (computed, or kept from an earlier call when small)."""
         if b in self._cache:
             return self._cache[b]
         blk = self._compute(b)
-        if sum(x.eff.size for x in self._cache.values()) + blk.eff.size <= 2**20:
-            self._cache[b] = blk  # avoids evaluating a callable rate twice for short runs
+        if self._cached + blk.eff.size <= 2**20:
+            self._cache[b] = blk  # a callable rate is then evaluated once per step
+            self._cached += blk.eff.size
         return blk
 
     def _compute(self, b: int) -> Block:
@@ -164,7 +178,19 @@ class Timeline:
         w1 = min(w0 + BLOCK_WINDOWS, self.n_windows)
         win = np.minimum(np.arange(w0, w1 + 1) * STREAM_WINDOW, self.duration)
         t0, t1 = float(win[0]), float(win[-1])
-        parts = [win, self.breaks[(self.breaks > t0) & (self.breaks < t1)]]
+        inner = self.breaks[(self.breaks > t0) & (self.breaks < t1)]
+        pa = self.per_arrival[:, None]
+        if inner.size == 0 and not callable(self.rate):
+            # Nothing changes inside: one segment per window, rates and laws constant
+            # (the same numbers the general path computes, with no (n, S) rate arrays).
+            n, k = len(self.pieces), w1 - w0
+            piece1 = np.array([[np.searchsorted(p.times, t0, side="right") - 1] for p in self.pieces])
+            native = np.array([p.rates[i] for p, i in zip(self.pieces, piece1, strict=True)])
+            eff = np.broadcast_to(self._effective(native * pa, win[:1]) / pa, (n, k))
+            law1 = np.array([ids[i] for ids, i in zip(self.laws, piece1, strict=True)])
+            piece, law = np.broadcast_to(piece1, (n, k)), np.broadcast_to(law1, (n, k))
+            return Block(w0, w1, win, np.arange(k + 1), eff, piece, law, True)
+        parts = [win, inner]
         if callable(self.rate):
             k = np.arange(math.ceil(t0 / CALLABLE_STEP), math.ceil(t1 / CALLABLE_STEP))
             parts.append(k * CALLABLE_STEP)
@@ -173,13 +199,9 @@ class Timeline:
         win_seg = np.append(np.searchsorted(edges, win[:-1]), starts.size)
         piece = np.stack([np.searchsorted(p.times, starts, side="right") - 1 for p in self.pieces])
         native = np.stack([p.rates[i] for p, i in zip(self.pieces, piece, strict=True)])
-        pa = self.per_arrival[:, None]
         eff = self._effective(native * pa, starts) / pa
         law = np.stack([ids[i] for ids, i in zip(self.laws, piece, strict=True)])
-        window_start = np.zeros(starts.size, dtype=bool)
-        window_start[win_seg[:-1]] = True
-        _, op = runs(eff, law, edges, window_start)
-        return Block(w0, w1, edges, win_seg, eff, piece, law, np.cumsum(op, axis=1))
+        return Block(w0, w1, edges, win_seg, eff, piece, law, False)
 
     def _effective(self, native: Float64, starts: Float64) -> Float64:
         rate = self.rate
@@ -259,6 +281,13 @@ def window_points(
     back to time run by run; a window with one run maps as ``start + points / rate``.
     """
     lo, hi = blk.segments(w)
+    if hi - lo == 1:  # one segment, one run: what the general path computes, cheaper
+        r, t0 = float(blk.eff[i, lo]), float(blk.edges[lo])
+        length = r * (float(blk.edges[hi]) - t0)
+        if not length > 0:
+            return np.empty(0), offset
+        pts, offset = segment_points(p, int(blk.piece[i, lo]), length, offset, objects, rng)
+        return t0 + pts / r, offset
     eff, law, edges = blk.eff[i : i + 1, lo:hi], blk.law[i : i + 1, lo:hi], blk.edges[lo : hi + 1]
     first = np.zeros(hi - lo, dtype=bool)
     first[0] = True

@@ -276,6 +276,7 @@ class Workload:
 
 # -- the sampling plan -----------------------------------------------------------------
 _NEVER = np.iinfo(np.int64).max
+_SMALL = 20_000  # rows: a window this small is merged on the drawing thread
 
 
 class _Plan:
@@ -370,7 +371,11 @@ class _Plan:
                 for w, results in self._draws():
                     if pending is not None:
                         pending.result()  # at most one merge in flight bounds memory
-                    pending = merger.submit(self._merge_window, results, sink)
+                        pending = None
+                    if sum(r[1].size for r in results) < _SMALL:  # not worth a thread hand-off
+                        self._merge_window(results, sink)
+                    else:
+                        pending = merger.submit(self._merge_window, results, sink)
                     yield w, None
                 if pending is not None:
                     pending.result()
