@@ -168,7 +168,7 @@ class Timeline:
         if b in self._cache:
             return self._cache[b]
         blk = self._compute(b)
-        if self._cached + blk.eff.size <= 2**20:
+        if self._cached + blk.eff.size <= 2**17:
             self._cache[b] = blk  # a callable rate is then evaluated once per step
             self._cached += blk.eff.size
         return blk

@@ -177,18 +177,19 @@ class Workload:
         if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
             raise ValueError(f"iter_chunks: `chunk` must be a finite number > 0, got {chunk!r}")
         plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
-        buffer: list[dict[str, Any]] = []
+        cutter = _Cutter(plan, duration)
         start, edge = 0.0, float(chunk)
         for w, part in plan.windows():
-            buffer.append(part)
+            assert part is not None
+            cutter.add(part)
             covered = min((w + 1) * STREAM_WINDOW, duration)
             while edge < duration and edge <= covered:
-                merged = _concat_columns(buffer, plan, duration)
-                cut = int(np.searchsorted(merged.timestamp, edge, side="left"))
-                yield _chunk(merged.take(np.arange(cut)), start, edge)
-                buffer = [_as_part(merged.take(np.arange(cut, len(merged))))]
+                yield _chunk(cutter.take(edge), start, edge)
                 start, edge = edge, edge + chunk
-        yield _chunk(_concat_columns(buffer, plan, duration), start, duration)
+        while edge < duration:  # chunks after the last window with requests
+            yield _chunk(cutter.take(edge), start, edge)
+            start, edge = edge, edge + chunk
+        yield _chunk(cutter.take(None), start, duration)
 
     def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
         """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
@@ -688,20 +689,52 @@ def _chunk(req: Requests, start: float, end: float) -> Requests:
     return req
 
 
-def _as_part(req: Requests) -> dict[str, Any]:
-    return {name: req[name] for name in req.columns}
+class _Cutter:
+    """Merged windows waiting to be cut into chunks; each row is copied at most once.
+
+    Cutting keeps a position in the oldest window instead of re-copying what is left of
+    it, so many small chunks cost what one big chunk does.
+    """
+
+    def __init__(self, plan: _Plan, duration: float) -> None:
+        self.plan, self.duration = plan, duration
+        self.parts: list[list[Any]] = []  # [columns of one window, first row not yet taken]
+
+    def add(self, part: dict[str, Any]) -> None:
+        if len(part["timestamp"]):
+            self.parts.append([part, 0])
+
+    def take(self, edge: float | None) -> Requests:
+        """The waiting rows before ``edge`` (all of them when ``edge`` is None)."""
+        pieces = []
+        while self.parts:
+            part, pos = self.parts[0]
+            ts = part["timestamp"]
+            cut = len(ts) if edge is None else pos + int(np.searchsorted(ts[pos:], edge, side="left"))
+            if cut > pos:
+                pieces.append((part, pos, cut))
+            if cut < len(ts):
+                self.parts[0][1] = cut
+                break
+            self.parts.pop(0)
+        plan = self.plan
+        cols: dict[str, NDArray[Any]] = {}
+        ragged: dict[str, Ragged] = {}
+        if not pieces:
+            cols = {k: np.empty(0, dtype=v) for k, v in plan.flat_cols.items() if k != "_final"}
+            ragged = {
+                k: Ragged(np.empty(0, dtype=v), np.zeros(1, np.int64)) for k, v in plan.ragged_cols.items()
+            }
+        for name in pieces[0][0] if pieces else ():
+            if name in plan.ragged_cols:
+                ragged[name] = Ragged.concat([_rows(p[name], a, b) for p, a, b in pieces])
+            else:
+                arrs = [p[name][a:b] for p, a, b in pieces]
+                cols[name] = np.concatenate(arrs) if len(arrs) != 1 else arrs[0]
+        return Requests(cols, clients=plan.keys, ragged=ragged, duration=self.duration, meta=plan.meta())
 
 
-def _concat_columns(parts: list[dict[str, Any]], plan: _Plan, duration: float) -> Requests:
-    """Concatenate window parts column by column, freeing each as it goes (peak memory)."""
-    cols: dict[str, NDArray[Any]] = {}
-    ragged: dict[str, Ragged] = {}
-    names = list(parts[0]) if parts else list(plan.flat_cols)
-    for name in names:
-        if name in plan.ragged_cols:
-            ragged[name] = Ragged.concat([p.pop(name) for p in parts])
-        else:
-            arrs = [p.pop(name) for p in parts]
-            cols[name] = np.concatenate(arrs) if len(arrs) != 1 else arrs[0]
-            del arrs
-    return Requests(cols, clients=plan.keys, ragged=ragged, duration=duration, meta=plan.meta())
+def _rows(rg: Ragged, lo: int, hi: int) -> Ragged:
+    """Rows ``lo:hi`` of a ragged column (a slice, not a gather)."""
+    off = rg.offsets
+    return Ragged(rg.values[off[lo] : off[hi]], off[lo : hi + 1] - off[lo])
