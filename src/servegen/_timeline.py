@@ -253,11 +253,11 @@ class Timeline:
                 if span is None:
                     continue
                 used = self._used.get((i, k), 0.0)
-                inside = blk.piece[i] == k
-                cum = used + np.cumsum(np.where(inside, blk.eff[i] * np.diff(blk.edges), 0.0))
+                op = np.where(blk.piece[i] == k, blk.eff[i] * np.diff(blk.edges), 0.0)
+                cum = used + np.cumsum(op)
                 if cum.size and cum[-1] > span * (1 + 1e-9):
                     s = int(np.argmax(cum > span * (1 + 1e-9)))
-                    t = float(blk.edges[s])
+                    t = float(blk.edges[s] + (span - (cum[s] - op[s])) / blk.eff[i, s])
                     raise ValueError(
                         f"Workload: client {self.keys[i]!r} replays a recording that this rate target "
                         f"plays through by t~{t:g} s, before the {self.duration:g} s asked, so the target "

@@ -349,7 +349,9 @@ class Replay(ArrivalProcess):
     """Replays recorded ``timestamps`` (seconds); ``duration`` defaults to the last one.
 
     Its mean rate is ``len(timestamps) / duration``. Under rate scaling the replay is
-    time-changed (2x the rate plays the recording 2x faster).
+    time-changed (2x the rate plays the recording 2x faster). Past the end of the
+    recording it sends nothing; a workload rate target that would play it to the end
+    before the sample ends is refused (the target could not be met).
 
     >>> Replay(timestamps=[0.5, 1.0, 4.0]).mean_rate
     0.75
@@ -388,6 +390,11 @@ class Replay(ArrivalProcess):
     @cached_property
     def _op(self) -> Float64:
         return self.timestamps * self.mean_rate
+
+    @property
+    def _op_span(self) -> float:
+        """Operational time the recording covers (``duration * mean_rate``): past it, silence."""
+        return float(self.timestamps.size)
 
     def _op_points(self, state: Any, length: float, rng: np.random.Generator) -> tuple[Float64, Any]:
         pos = 0.0 if state is None else state

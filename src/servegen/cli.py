@@ -321,17 +321,26 @@ def _cmd_pools(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from ._checks import check_duration
     from .formats import write_chunks
     from .workload import Workload
 
     dataset = args.workers is not None or args.scheduler is not None
     fmt = "parquet" if dataset else _format_of(args.output, args.format)  # a bad name fails at once
+    check_duration(args.duration)
     if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
         raise ValueError(f"--rate must be a finite number > 0, got {args.rate!r}")
     if args.pool is not None:
         from .pools import load_pool
 
-        view = load_pool(args.pool).span(args.start, args.start + args.duration, wrap=args.wrap)
+        pool = load_pool(args.pool)
+        end = args.start + args.duration
+        if end > pool.data_span and not args.wrap:
+            raise ValueError(
+                f"--start + --duration ends at {_human(end)}, past the {_human(pool.data_span)} of "
+                f"data in {args.pool}; pass --wrap to repeat the data by day"
+            )
+        view = pool.span(args.start, end, wrap=args.wrap)
         wl = Workload(view, rate=args.rate)
         source = f"{args.pool} from {_human(args.start)}"
     else:

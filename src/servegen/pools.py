@@ -202,6 +202,22 @@ class Pool:
             )
         return view
 
+    def check_sample(self, duration: float) -> None:
+        """Refuse to sample past this view's end, where its last window would be held on.
+
+        >>> load_pool("multimodal/mm-image").check_sample(2 * 86400)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: sample: `duration`=172800 s runs past the 86400 s of this view of multimodal/mm-image...
+        """
+        if duration > self.duration + 1e-9:
+            raise ValueError(
+                f"sample: `duration`={duration:g} s runs past the {self.duration:g} s of this view of "
+                f"{self.name} (its last window would be repeated); sample at most {self.duration:g} s, "
+                f"or repeat the data by day: load_pool({self.name!r}).span(0, {duration:g}, wrap=True) "
+                "(CLI: --wrap)"
+            )
+
     def filter(
         self,
         condition: Callable[[pd.DataFrame], Any] | None = None,

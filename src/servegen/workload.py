@@ -298,6 +298,9 @@ class _Plan:
     ) -> None:
         self.root = root
         self.workers = check_workers(workers)
+        check_source = getattr(wl._source, "check_sample", None)  # a pool view ends
+        if check_source is not None:
+            check_source(duration)
         self.selected = np.ones(len(wl.clients), dtype=bool)
         if only is not None:
             keys = list(wl.clients)
