@@ -166,7 +166,8 @@ def test_chunks_match_the_sample_with_sessions_in_quiet_windows():
     assert len(s) > 20
     for sid in np.unique(s["session"]):
         turns = s["turn"][s["session"] == sid]
-        assert turns.tolist() == list(range(1, turns.size + 1))  # no turn lost or repeated
+        # no turn lost or repeated (a session in progress at t = 0 starts past turn 1)
+        assert turns.tolist() == list(range(turns[0], turns[0] + turns.size))
 
 
 # -- item 6: no silent repetition or shortfall -----------------------------------------------
@@ -261,3 +262,90 @@ def test_good_specs_still_round_trip():
     assert wl == sg.Workload.from_json(wl.to_json())
     deep = {**SPEC, "clients": [["a", {**CLIENT, "input_tokens": nested(20)}]], "scale": 1.0}
     assert len(sg.Workload.from_dict(deep).sample(10, rng=0)) > 0
+
+
+# -- issue #12: one random stream per column -------------------------------------------------
+def rich_client(**swap: object) -> sg.Client:
+    image = sg.Modality(count=sg.Empirical(values=[0, 1, 2], probs=[0.3, 0.5, 0.2]),
+                        tokens=sg.Empirical(values=[256, 1196], probs=[0.4, 0.6]))  # fmt: skip
+    fields = {
+        "arrival": sg.Gamma(rate=5, cv=2),
+        "input_tokens": sg.LogNormal(mu=5, sigma=1),
+        "output_tokens": sg.Exponential(mean=200),
+        "multimodal": sg.Multimodal(image=image),
+        "reasoning": sg.Reasoning(ratio=sg.Uniform(low=0.2, high=0.9)),
+    }
+    for name, model in swap.items():
+        if name.startswith("image_"):
+            part = {"count": image.count, "tokens": image.tokens, name.removeprefix("image_"): model}
+            fields["multimodal"] = sg.Multimodal(image=sg.Modality(**part))
+        else:
+            fields[name] = model
+    return sg.Client(**fields)
+
+
+SWAPS = [
+    ("input_tokens", sg.Empirical(values=[10, 99], probs=[0.5, 0.5]), {"input_tokens", "input_tokens_total"}),
+    ("output_tokens", sg.Empirical(values=[10, 99], probs=[0.5, 0.5]),
+     {"output_tokens", "reasoning_tokens", "answer_tokens"}),
+    ("image_count", sg.Empirical(values=[1, 3], probs=[0.5, 0.5]),
+     {"image_count", "image_tokens", "image_tokens_total", "input_tokens_total"}),
+    ("image_tokens", sg.LogNormal(mu=6, sigma=0.5), {"image_tokens", "image_tokens_total", "input_tokens_total"}),
+    ("reasoning", sg.Reasoning(ratio=sg.Empirical(values=[0.1, 0.5], probs=[0.5, 0.5])),
+     {"reasoning_tokens", "answer_tokens"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "model", "changed"), SWAPS, ids=[s[0] for s in SWAPS])
+def test_swapping_one_model_leaves_every_other_column_identical(field, model, changed):
+    base = sg.Workload({"c": rich_client(), "other": chat()}).sample(1500, rng=8)
+    swapped = sg.Workload({"c": rich_client(**{field: model}), "other": chat()}).sample(1500, rng=8)
+    assert base.columns == swapped.columns
+    names = [*base.columns, "image_tokens"]
+    same = {
+        n
+        for n in names
+        if (base[n].equals(swapped[n]) if n == "image_tokens" else np.array_equal(base[n], swapped[n]))
+    }
+    assert same == set(names) - changed
+
+
+def session_client(**swap: object) -> sg.Client:
+    # cold start: the warm start's pilot sessions (servegen.warm_start) share one stream
+    fields = {
+        "arrival": sg.Poisson(rate=0.5),
+        "input_tokens": sg.LogNormal(mu=5, sigma=1),
+        "output_tokens": sg.Exponential(mean=200),
+        "session": sg.Session(turns=sg.Empirical(values=[1, 3, 6], probs=[0.3, 0.4, 0.3]), think_time=30,
+                              new_tokens=sg.Exponential(mean=40), warm_start=False),
+        "prefix": sg.SharedPrefix(groups=5, tokens=sg.Uniform(low=100, high=900),
+                                  popularity=sg.Zipf(s=1.2, n=5)),
+    }  # fmt: skip
+    fields.update(swap)
+    return sg.Client(**fields)
+
+
+@pytest.mark.parametrize(
+    ("swap", "changed"),
+    [
+        (
+            {"input_tokens": sg.Empirical(values=[10, 99], probs=[0.5, 0.5])},
+            {"input_tokens", "input_tokens_total", "hash_ids"},
+        ),
+        (
+            {
+                "prefix": sg.SharedPrefix(
+                    groups=5, tokens=sg.Uniform(low=100, high=900), popularity=sg.Uniform(low=1, high=5)
+                )
+            },
+            {"input_tokens", "input_tokens_total", "prefix_group", "hash_ids"},
+        ),
+    ],
+    ids=["input_tokens", "prefix popularity"],
+)
+def test_swapping_a_session_clients_model_leaves_its_turns_in_place(swap, changed):
+    a = sg.Workload({"s": session_client()}, block_size=16).sample(1800, rng=3)
+    b = sg.Workload({"s": session_client(**swap)}, block_size=16).sample(1800, rng=3)
+    names = a.columns
+    same = {n for n in names if (a[n].equals(b[n]) if n == "hash_ids" else np.array_equal(a[n], b[n]))}
+    assert len(a) > 1000 and same == set(names) - changed

@@ -139,8 +139,8 @@ def test_json_round_trip_is_exact_and_samples_equal():
         input_tokens=sg.Piecewise([0, 300], [sg.Zipf(s=1.1, n=50), sg.Uniform(low=1, high=9)]),
         output_tokens=7,
     )
-    clients["replay"] = sg.Client(
-        arrival=sg.Replay(timestamps=[1.0, 2.5, 100.0], duration=900), input_tokens=3, output_tokens=4
+    clients["replay"] = sg.Client(  # long enough not to run out under the target (refused)
+        arrival=sg.Replay(timestamps=[1.0, 2.5, 100.0], duration=9000), input_tokens=3, output_tokens=4
     )
     clients[7] = sg.Client(
         arrival=sg.ArrivalSchedule(times=[0, 600], rates=[1, 2], cvs=[1, 3], laws=["poisson", "weibull"]),

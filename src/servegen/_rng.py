@@ -13,15 +13,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SeedLike", "generator", "key_hash", "root_seed", "stream"]
+__all__ = ["PURPOSES", "SeedLike", "WindowStreams", "generator", "key_hash", "root_seed", "stream"]
 
 SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
 
-#: Purposes of a leaf: a client's requests in one window (arrival gaps first, then the
-#: request values, in a fixed order, so values never shift arrivals), and a client's
-#: shared-prefix lengths (drawn once per run, window 0), and a client's sessions already
-#: in progress at t = 0 (its warm start, drawn once per run, window 0).
+#: Purposes of a leaf: a client's requests in one window (:class:`WindowStreams`, one
+#: stream per purpose below), a client's shared-prefix lengths (once per run, window 0),
+#: and a client's sessions already in progress at t = 0 (its warm start: once per run,
+#: window 0, itself split into the purposes below).
 WINDOW, PREFIX, WARM = 0, 3, 4
+
+#: What draws from its own stream in each (client, window): arrival gaps, session turns
+#: (counts, think times, new tokens), the prefix each session uses, the copula's normals,
+#: and each value column. Swapping one model leaves every other purpose's draws as they
+#: were. Append only: a purpose's index fixes its stream.
+PURPOSES = (
+    "arrivals", "input_tokens", "output_tokens", "sessions", "prefix", "dependence", "reasoning",
+    "image_count", "image_tokens", "audio_count", "audio_tokens", "video_count", "video_tokens",
+)  # fmt: skip
+_INDEX = {name: i for i, name in enumerate(PURPOSES)}
+_WORDS = 4  # uint64 words a PCG64 takes from its seed sequence
 
 
 def root_seed(rng: SeedLike) -> np.random.SeedSequence:
@@ -88,3 +99,55 @@ def stream(root: np.random.SeedSequence, client: int, window: int, purpose: int)
     """The generator of one (client hash, window index, purpose) leaf of the tree."""
     seq = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, client, window, purpose))
     return np.random.Generator(np.random.PCG64(seq))
+
+
+class WindowStreams:
+    """The random streams of one (client, window): ``streams(purpose)`` -> a Generator.
+
+    Every purpose in :data:`PURPOSES` gets its own generator, seeded from one
+    ``SeedSequence`` leaf of the tree (``(seed, client, window)``) that hands each purpose
+    its own words, so the streams are independent and one hash serves them all (a
+    ``SeedSequence`` per purpose would cost ~20 us each, per client and window). Asking
+    twice for a purpose continues its stream.
+
+    >>> root = root_seed(1)
+    >>> a, b = WindowStreams(root, 7, 0), WindowStreams(root, 7, 0)
+    >>> a("output_tokens").random() == b("output_tokens").random()  # whatever a drew before
+    True
+    >>> a("input_tokens").random() != a("output_tokens").random()
+    True
+    """
+
+    def __init__(self, root: np.random.SeedSequence, client: int, window: int, base: int = WINDOW) -> None:
+        self.root, self.client, self.window, self.base = root, client, window, base
+        self._seq: np.random.SeedSequence | None = None
+        self._words = np.empty(0, np.uint64)
+        self._gens: dict[str, np.random.Generator] = {}
+
+    def __call__(self, purpose: str) -> np.random.Generator:
+        gen = self._gens.get(purpose)
+        if gen is None:
+            i = _INDEX[purpose]  # an unknown purpose is a programming error
+            end = _WORDS * (i + 1)
+            if self._words.size < end:
+                # generate_state's first k words do not depend on how many are asked, and
+                # the common purposes come first: usually 12 words are hashed, not 52
+                if self._seq is None:
+                    key = (*self.root.spawn_key, self.client, self.window, self.base)
+                    self._seq = np.random.SeedSequence(self.root.entropy, spawn_key=key)
+                self._words = self._seq.generate_state(max(end, 3 * _WORDS), np.uint64)
+            words = self._words[end - _WORDS : end]
+            gen = self._gens[purpose] = np.random.Generator(np.random.PCG64(_Words(words)))
+        return gen
+
+
+class _Words(np.random.bit_generator.ISeedSequence):
+    """Seed words handed to one bit generator (numpy's documented seed-sequence interface)."""
+
+    def __init__(self, words: np.ndarray) -> None:
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
+        if np.dtype(dtype) != np.uint64 or n_words != self.words.size:
+            raise ValueError(f"_Words: holds {self.words.size} uint64 words, asked {n_words} {dtype}")
+        return self.words.copy()

@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -169,27 +170,32 @@ class Client(Frozen):
     def sample_values(
         self,
         t: NDArray[np.float64],
-        rng: np.random.Generator,
+        rng: np.random.Generator | Callable[[str], np.random.Generator],
         flat: dict[str, Any] | None = None,
         ragged: dict[str, Any] | None = None,
     ) -> tuple[dict[str, NDArray[Any]], dict[str, Ragged]]:
         """Draw every per-request field for requests arriving at sorted times ``t``.
 
-        ``flat``/``ragged`` name the columns of the whole workload: columns this client
-        does not model get their neutral value (0 items, no reasoning, total = text).
-        Draw order is fixed (copula normals, input, output, modalities, reasoning), so
-        adding an attribute never changes the draws of the fields before it.
+        ``rng`` is one generator for every field, or ``streams(purpose) -> Generator``
+        giving each field its own stream (purposes as in ``servegen._rng.PURPOSES``:
+        ``"input_tokens"``, ``"image_count"``, ``"image_tokens"``, ``"reasoning"``,
+        ``"dependence"``, ...), so that swapping one field's model leaves the others'
+        draws bit-identical. ``flat``/``ragged`` name the columns of the whole workload:
+        columns this client does not model get their neutral value (0 items, no
+        reasoning, total = text). With one generator the draw order is fixed (copula
+        normals, input, output, modalities, reasoning).
         """
         n = len(t)
+        gen: Callable[[str], np.random.Generator] = rng if callable(rng) else (lambda _purpose: rng)
         u = {}
         if self.dependence is not None:
             marginals = {f: _model_at(self._copula_model(f), t[0]) for f in self.dependence.fields}
-            u = self.dependence.uniforms(n, marginals, rng)
+            u = self.dependence.uniforms(n, marginals, gen("dependence"))
 
         def value(model: Any, name: str, key: str) -> NDArray[np.int64]:
             if key in u:
                 return to_tokens(ppf_at(model, t, u[key]), name)
-            return draw_tokens(model, t, rng, name)
+            return draw_tokens(model, t, gen(key), name)
 
         cols = {
             "input_tokens": value(self.input_tokens, "input_tokens", "input_tokens"),
@@ -202,7 +208,7 @@ class Client(Frozen):
                 mod: Any = getattr(self.multimodal, m)
                 counts = value(mod.count, f"{m}_count", f"{m}_count")
                 item_t = np.repeat(t, counts)  # each item takes its request's time
-                tokens = draw_tokens(mod.tokens, item_t, rng, f"{m}_tokens")
+                tokens = draw_tokens(mod.tokens, item_t, gen(f"{m}_tokens"), f"{m}_tokens")
                 rg = Ragged.from_lengths(counts, tokens)
                 csum = np.concatenate([[0], np.cumsum(tokens)])
                 cols[f"{m}_count"] = counts
@@ -213,7 +219,11 @@ class Client(Frozen):
         if self.reasoning is not None:
             r = self.reasoning
             if r.mode == "ratio":
-                ratio = ppf_at(r.ratio, t, u["reasoning"]) if "reasoning" in u else draw_at(r.ratio, t, rng)
+                ratio = (
+                    ppf_at(r.ratio, t, u["reasoning"])
+                    if "reasoning" in u
+                    else draw_at(r.ratio, t, gen("reasoning"))
+                )
                 if not ((ratio >= 0) & (ratio <= 1)).all():
                     raise ValueError("`reasoning.ratio`: draws must lie in [0, 1]")
                 reasoning = np.rint(ratio * cols["output_tokens"]).astype(np.int64)

@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
@@ -192,7 +193,7 @@ class BlockIds:
 def client_turns(
     client: Any,
     starts: NDArray[np.float64],
-    rng: np.random.Generator,
+    rng: np.random.Generator | Callable[[str], np.random.Generator],
     prefix_tokens: NDArray[np.int64] | None,
     ids: BlockIds | None,
     first_session: int,
@@ -206,21 +207,24 @@ def client_turns(
     in force at each session's start; at t = 0 for a session started before 0, the warm
     start of :mod:`servegen.warm_start`), then :func:`build_turns`' draws. Turns before
     t = 0 are dropped. Returns (times, columns, ragged columns); ``_final`` marks each
-    session's last turn.
+    session's last turn. ``rng`` is one generator, or ``streams(purpose) -> Generator``
+    (the workload's per-column streams: ``"sessions"``, ``"prefix"`` and the fields').
     """
     session, n = client.session, starts.size
+    gen: Callable[[str], np.random.Generator] = rng if callable(rng) else (lambda _purpose: rng)
     k = turns
     if k is None:
         k = (
             np.ones(n, np.int64)
             if session is None
-            else np.rint(session.turns.sample(n, rng=rng)).astype(np.int64)
+            else np.rint(session.turns.sample(n, rng=gen("sessions"))).astype(np.int64)
         )
     t_model = np.repeat(np.maximum(starts, 0.0), k)
     cols, rag = client.sample_values(t_model, rng, flat_cols, ragged_cols)
     times, cols, hashes = build_turns(
-        session, client.prefix, prefix_tokens, starts, k, cols, rng, ids, first_session
-    )
+        session, client.prefix, prefix_tokens, starts, k, cols, gen("sessions"), ids, first_session,
+        rng_prefix=gen("prefix"),
+    )  # fmt: skip
     if session is not None:
         cols["_final"] = np.zeros(times.size, dtype=bool)
         cols["_final"][np.cumsum(k) - 1] = True
@@ -242,12 +246,16 @@ def build_turns(
     rng: np.random.Generator,
     ids: BlockIds | None,
     first_session: int,
+    *,
+    rng_prefix: np.random.Generator | None = None,
 ) -> tuple[NDArray[np.float64], dict[str, NDArray[Any]], Ragged | None]:
     """Turn rows for sessions starting at ``starts`` (one row per turn, session-major).
 
     ``cols`` holds the per-turn draws of the client's fields (drawn at the session start
     times); this adds context growth, turn times, session/turn/prefix columns and block
     ids. Returns (times, columns, hash_ids); ``hash_ids`` hold the rows at t >= 0 only.
+    ``rng_prefix`` (default ``rng``) draws the prefix group of each session, so a prefix
+    model can have its own stream.
     """
     n_sessions = starts.size
     n = int(turns.sum())
@@ -260,7 +268,8 @@ def build_turns(
     # prefix group per session (every turn of a session shares its system prompt)
     if prefix is not None:
         assert prefix_tokens is not None
-        group = np.rint(prefix.popularity.sample(n_sessions, rng=rng)).astype(np.int64) - 1
+        pick = rng if rng_prefix is None else rng_prefix
+        group = np.rint(prefix.popularity.sample(n_sessions, rng=pick)).astype(np.int64) - 1
         pre = prefix_tokens[group][sess]
     else:
         group = np.full(n_sessions, -1, dtype=np.int64)

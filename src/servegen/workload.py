@@ -395,6 +395,9 @@ class _Plan:
         n = len(self.clients)
         todo = np.flatnonzero(self.selected)
         pend = np.full(n, _NEVER, dtype=np.int64)  # window of each client's next pending turn
+        if self.turns is not None:  # warm-started sessions are pending from the start
+            for i in todo.tolist():
+                pend[i] = self.turns.next_window(i)
         for b in range(self.timeline.n_blocks):
             blk = self.timeline.block(b)
             due = np.full(n, _NEVER, dtype=np.int64)  # window of each client's next arrivals
@@ -440,16 +443,16 @@ class _Plan:
 
     def _client_window(self, blk: Block, i: int, w: int, due: bool) -> tuple[int, Any, Any, Any] | None:
         """One client's requests in window ``w``: (client index, times, columns, ragged)."""
-        # One generator per (client, window): arrival gaps first, then request values,
-        # in a fixed order, so the values can never shift the arrivals.
-        rng = _rng.stream(self.root, self.hashes[i], w, _rng.WINDOW)
-        t = self._arrivals(blk, i, w, rng) if due else np.empty(0)
+        # One stream per (client, window, purpose): arrivals, sessions, prefixes and each
+        # value column draw from their own, so no model can shift another's draws.
+        streams = _rng.WindowStreams(self.root, self.hashes[i], w)
+        t = self._arrivals(blk, i, w, streams("arrivals")) if due else np.empty(0)
         if w == self.n_windows - 1:
             t = t[t < self.duration]
         if self.turns is not None:
-            t, cols, rag = self.turns.window(i, w, t, rng)
+            t, cols, rag = self.turns.window(i, w, t, streams)
         elif t.size:
-            cols, rag = self.clients[i].sample_values(t, rng, self.flat_cols, self.ragged_cols)
+            cols, rag = self.clients[i].sample_values(t, streams, self.flat_cols, self.ragged_cols)
         if t.size == 0:
             return None
         return i, t, cols, rag
@@ -492,12 +495,14 @@ class _Turns:
             self.prefix_tokens.append(pt)
             self.ids.append(None if plan.block_size is None else BlockIds(i, pt, plan.block_size))
             if plan.selected[i] and c.session is not None:  # sessions in progress at t = 0
-                rng = _rng.stream(plan.root, plan.hashes[i], 0, _rng.WARM)
-                lo, hi = plan.window_of_edge[:2]  # the mean rate over window 0: robust to short pieces
-                rate = float(np.average(plan.eff[i, lo:hi], weights=np.diff(plan.edges[lo : hi + 1])))
-                warm, turns = warm_starts(c, plan.pieces[i], int(plan.piece_idx[i, 0]), rate, rng)
+                streams = _rng.WindowStreams(plan.root, plan.hashes[i], 0, base=_rng.WARM)
+                blk = plan.timeline.block(0)
+                lo, hi = blk.segments(0)  # the mean rate over window 0: robust to short pieces
+                rate = float(np.average(blk.eff[i, lo:hi], weights=np.diff(blk.edges[lo : hi + 1])))
+                piece = int(blk.piece[i, 0])
+                warm, turns = warm_starts(c, plan.pieces[i], piece, rate, streams("arrivals"))
                 if warm.size:
-                    self._push(i, *self._rows(i, warm, rng, turns))
+                    self._push(i, *self._rows(i, warm, streams, turns))
 
     def pending_rows(self, i: int) -> int:
         p = self.pending[i]
@@ -511,18 +516,20 @@ class _Turns:
         return int(p["timestamp"][0] // STREAM_WINDOW)
 
     def window(
-        self, i: int, w: int, starts: NDArray[np.float64], rng: np.random.Generator
+        self, i: int, w: int, starts: NDArray[np.float64], streams: _rng.WindowStreams
     ) -> tuple[NDArray[np.float64], Any, Any]:
         if starts.size:
-            self._push(i, *self._rows(i, starts, rng))
+            self._push(i, *self._rows(i, starts, streams))
         return self._pop(i, min((w + 1) * STREAM_WINDOW, self.plan.duration))
 
-    def _rows(self, i: int, starts: NDArray[np.float64], rng: np.random.Generator, k: Any = None) -> Any:
+    def _rows(self, i: int, starts: NDArray[np.float64], streams: _rng.WindowStreams, k: Any = None) -> Any:
         """Time-ordered turns at t >= 0 of sessions starting at ``starts`` (< 0: warm start)."""
         first = (i << 32) + self.sessions_started[i]
         self.sessions_started[i] += starts.size
         plan, pt, ids = self.plan, self.prefix_tokens[i], self.ids[i]
-        return client_turns(plan.clients[i], starts, rng, pt, ids, first, plan.flat_cols, plan.ragged_cols, k)
+        return client_turns(
+            plan.clients[i], starts, streams, pt, ids, first, plan.flat_cols, plan.ragged_cols, k
+        )
 
     def _push(self, i: int, t: NDArray[np.float64], cols: dict[str, Any], rag: dict[str, Any]) -> None:
         runs = [(t, cols, rag)]
