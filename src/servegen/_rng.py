@@ -121,7 +121,7 @@ class WindowStreams:
     def __init__(self, root: np.random.SeedSequence, client: int, window: int, base: int = WINDOW) -> None:
         self.root, self.client, self.window, self.base = root, client, window, base
         self._seq: np.random.SeedSequence | None = None
-        self._words = np.empty(0, np.uint64)
+        self._words: Any = ()
         self._gens: dict[str, np.random.Generator] = {}
 
     def __call__(self, purpose: str) -> np.random.Generator:
@@ -129,7 +129,7 @@ class WindowStreams:
         if gen is None:
             i = _INDEX[purpose]  # an unknown purpose is a programming error
             end = _WORDS * (i + 1)
-            if self._words.size < end:
+            if len(self._words) < end:
                 # generate_state's first k words do not depend on how many are asked, and
                 # the common purposes come first: usually 12 words are hashed, not 52
                 if self._seq is None:
@@ -148,6 +148,6 @@ class _Words(np.random.bit_generator.ISeedSequence):
         self.words = words
 
     def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
-        if np.dtype(dtype) != np.uint64 or n_words != self.words.size:
+        if dtype is not np.uint64 or n_words != self.words.size:  # PCG64 asks (4, np.uint64)
             raise ValueError(f"_Words: holds {self.words.size} uint64 words, asked {n_words} {dtype}")
-        return self.words.copy()
+        return self.words

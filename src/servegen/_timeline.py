@@ -112,13 +112,13 @@ def runs(
 
 
 def law_ids(p: Pieces) -> NDArray[np.intp]:
-    """Per piece, an id shared by pieces with the same unit-rate renewal law."""
-    key = np.stack([p.family.astype(np.float64), p.shape, p.scale], axis=1)
-    _, ids = np.unique(key, axis=0, return_inverse=True)
-    ids = ids.reshape(-1).astype(np.intp)
-    obj = p.family == OBJECT
-    ids[obj] = -1 - np.flatnonzero(obj)  # every object piece is its own law
-    return ids
+    """Per piece, an id shared with the piece before it when both have the same
+    unit-rate renewal law (so a run of equal laws is one renewal process)."""
+    fam = p.family
+    same = (fam[1:] == fam[:-1]) & (p.shape[1:] == p.shape[:-1]) & (p.scale[1:] == p.scale[:-1])
+    same &= fam[1:] != OBJECT  # every object piece is its own law
+    first = np.where(np.r_[True, ~same], np.arange(fam.size), 0)
+    return np.maximum.accumulate(first).astype(np.intp)
 
 
 class Timeline:
