@@ -349,3 +349,13 @@ def test_swapping_a_session_clients_model_leaves_its_turns_in_place(swap, change
     names = a.columns
     same = {n for n in names if (a[n].equals(b[n]) if n == "hash_ids" else np.array_equal(a[n], b[n]))}
     assert len(a) > 1000 and same == set(names) - changed
+
+
+def test_a_warm_start_with_no_session_in_progress_is_no_pending_turn():
+    """Found by hypothesis: a warm start that leaves nothing pending (sessions of 2 turns)."""
+    fast = sg.Client(arrival=sg.Poisson(rate=1.0), input_tokens=1, output_tokens=1)
+    slow = sg.Client(arrival=sg.Poisson(rate=0.0625), input_tokens=1, output_tokens=1,
+                     session=sg.Session(turns=2, think_time=sg.Exponential(mean=1.0), new_tokens=0))  # fmt: skip
+    wl = sg.Workload([fast, slow])
+    full = wl.sample(1900.0, rng=0)
+    assert sg.Requests.concat(list(wl.iter_chunks(1900.0, 5.0, rng=0))).equals(full)

@@ -511,7 +511,7 @@ class _Turns:
     def next_window(self, i: int) -> int:
         """The window of client ``i``'s next pending turn (never, if past the duration)."""
         p = self.pending[i]
-        if p is None or not p["timestamp"][0] < self.plan.duration:
+        if p is None or not (len(p["timestamp"]) and p["timestamp"][0] < self.plan.duration):
             return _NEVER
         return int(p["timestamp"][0] // STREAM_WINDOW)
 
