@@ -206,7 +206,8 @@ def _in_order(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("kind", ["sessions_multimodal", "pool"])
 def test_to_dask_compute_equals_sample(cluster, kind):
     if kind == "pool":
-        wl = sg.Workload(sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 600), rate=50.0)
+        # a view as long as the sample (sampling past a view's end is refused)
+        wl = sg.Workload(sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 1200), rate=50.0)
     else:
         wl = _workload()
     ddf = wl.to_dask(1200, rng=7, partitions=3)
