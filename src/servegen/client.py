@@ -192,10 +192,10 @@ class Client(Frozen):
             marginals = {f: _model_at(self._copula_model(f), t[0]) for f in self.dependence.fields}
             u = self.dependence.uniforms(n, marginals, gen("dependence"))
 
-        def value(model: Any, name: str, key: str) -> NDArray[np.int64]:
+        def value(model: Any, name: str, key: str, minimum: int = 1) -> NDArray[np.int64]:
             if key in u:
-                return to_tokens(ppf_at(model, t, u[key]), name)
-            return draw_tokens(model, t, gen(key), name)
+                return to_tokens(ppf_at(model, t, u[key]), name, minimum=minimum)
+            return draw_tokens(model, t, gen(key), name, minimum=minimum)
 
         cols = {
             "input_tokens": value(self.input_tokens, "input_tokens", "input_tokens"),
@@ -206,7 +206,7 @@ class Client(Frozen):
             total = cols["input_tokens"].copy()
             for m in self.multimodal.modalities:
                 mod: Any = getattr(self.multimodal, m)
-                counts = value(mod.count, f"{m}_count", f"{m}_count")
+                counts = value(mod.count, f"{m}_count", f"{m}_count", minimum=0)  # 0 items is valid
                 item_t = np.repeat(t, counts)  # each item takes its request's time
                 tokens = draw_tokens(mod.tokens, item_t, gen(f"{m}_tokens"), f"{m}_tokens")
                 rg = Ragged.from_lengths(counts, tokens)
@@ -226,7 +226,9 @@ class Client(Frozen):
                 )
                 if not ((ratio >= 0) & (ratio <= 1)).all():
                     raise ValueError("`reasoning.ratio`: draws must lie in [0, 1]")
-                reasoning = np.rint(ratio * cols["output_tokens"]).astype(np.int64)
+                # At least one answer token: a response ends with its answer.
+                out = cols["output_tokens"]
+                reasoning = np.minimum(np.rint(ratio * out).astype(np.int64), out - 1)
                 cols["reasoning_tokens"] = reasoning
                 cols["answer_tokens"] = cols["output_tokens"] - reasoning
             else:
@@ -275,7 +277,9 @@ def by_piece(model: Any, t: NDArray[np.float64], fn: Any, dtype: Any) -> NDArray
     return out
 
 
-def draw_tokens(model: Any, t: NDArray[np.float64], rng: np.random.Generator, name: str) -> NDArray[np.int64]:
+def draw_tokens(
+    model: Any, t: NDArray[np.float64], rng: np.random.Generator, name: str, *, minimum: int = 1
+) -> NDArray[np.int64]:
     """Token counts for arrival times ``t``: :func:`draw_at` rounded by :func:`to_tokens`.
 
     Empirical laws over whole numbers (every pool length) skip the float round trip;
@@ -283,8 +287,9 @@ def draw_tokens(model: Any, t: NDArray[np.float64], rng: np.random.Generator, na
     """
     models = model.models if isinstance(model, Piecewise) else [model]
     if not all(isinstance(m, Empirical) and m.int_values is not None for m in models):
-        return to_tokens(draw_at(model, t, rng), name)
-    return by_piece(model, t, lambda m, lo, hi: m.int_values[m.sample_index(hi - lo, rng=rng)], np.int64)
+        return to_tokens(draw_at(model, t, rng), name, minimum=minimum)
+    drawn = by_piece(model, t, lambda m, lo, hi: m.int_values[m.sample_index(hi - lo, rng=rng)], np.int64)
+    return np.maximum(drawn, minimum)
 
 
 def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
@@ -327,15 +332,20 @@ def _fill_defaults(
             rag[name] = Ragged(np.empty(0, dtype=dtype), np.zeros(n + 1, dtype=np.int64))
 
 
-def to_tokens(x: NDArray[np.float64], name: str) -> NDArray[np.int64]:
-    """Round draws to integer token counts, refusing values that are not counts."""
+def to_tokens(x: NDArray[np.float64], name: str, *, minimum: int = 1) -> NDArray[np.int64]:
+    """Round draws to integer counts, refusing values that are not counts.
+
+    The discretization rule (docs/concepts.md): ``max(minimum, rint(x))``, round half to
+    even, then at least ``minimum``: 1 for every length (a request has at least one
+    input and one output token; servers refuse ``max_tokens=0``), 0 for item counts.
+    """
     bad = ~((x >= 0) & (x <= MAX_TOKENS))
     if bad.any():
         raise ValueError(
             f"`{name}`: a draw of {float(x[bad][0])!r} is not a token count (must be finite, >= 0 and "
             f"<= 2**53); wrap the model in Clipped(...) to bound it"
         )
-    return np.rint(x).astype(np.int64)
+    return np.maximum(np.rint(x).astype(np.int64), minimum)
 
 
 class _CustomArrival:

@@ -281,7 +281,8 @@ def build_turns(
     times = np.repeat(starts, turns)
     if session is not None and n > n_sessions:
         kept = cols["answer_tokens"] if "answer_tokens" in cols else cols["output_tokens"]
-        new = np.rint(session.new_tokens.sample(int(later.sum()), rng=rng)).astype(np.int64)
+        # A later turn adds at least one token (the user says something): the length rule.
+        new = np.maximum(np.rint(session.new_tokens.sample(int(later.sum()), rng=rng)).astype(np.int64), 1)
         think = session.think_time.sample(int(later.sum()), rng=rng)
         prev = np.flatnonzero(later) - 1
         inc[later] = kept[prev] + new
