@@ -1,7 +1,6 @@
 """The length rule: every request has >= 1 input and output token (docs/concepts.md)."""
 
 import numpy as np
-import pytest
 
 import servegen as sg
 
@@ -9,13 +8,16 @@ import servegen as sg
 def _readme_workload():
     chat = sg.Client(
         arrival=sg.Gamma(rate=4.0, cv=2.5),
-        input_tokens=sg.Mixture([sg.Pareto(alpha=1.8, xmin=400), sg.LogNormal(mu=5.5, sigma=0.9)],
-                                weights=[0.3, 0.7]),
+        input_tokens=sg.Mixture(
+            [sg.Pareto(alpha=1.8, xmin=400), sg.LogNormal(mu=5.5, sigma=0.9)], weights=[0.3, 0.7]
+        ),
         output_tokens=sg.Exponential(mean=250),
     )
-    batch = sg.Client(arrival=sg.Weibull(rate=1.0, cv=6.0),
-                      input_tokens=sg.Empirical(values=[128, 512, 2048], probs=[0.2, 0.5, 0.3]),
-                      output_tokens=sg.Clipped(sg.LogNormal(mu=6, sigma=1), low=1, high=8192))
+    batch = sg.Client(
+        arrival=sg.Weibull(rate=1.0, cv=6.0),
+        input_tokens=sg.Empirical(values=[128, 512, 2048], probs=[0.2, 0.5, 0.3]),
+        output_tokens=sg.Clipped(sg.LogNormal(mu=6, sigma=1), low=1, high=8192),
+    )
     return sg.Workload({"chat": chat, "batch": batch}, rate=50.0)
 
 
@@ -30,8 +32,11 @@ def test_readme_example_has_no_zero_length_request():
 
 
 def test_rounding_rule_is_max_one_rint():
-    c = sg.Client(arrival=sg.Poisson(rate=200), input_tokens=sg.Uniform(low=0, high=3),
-                  output_tokens=sg.Empirical(values=[0, 5], probs=[0.5, 0.5]))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=200),
+        input_tokens=sg.Uniform(low=0, high=3),
+        output_tokens=sg.Empirical(values=[0, 5], probs=[0.5, 0.5]),
+    )
     r = c.sample(60, rng=1)
     x = r.input_tokens
     assert set(np.unique(x)) <= {1, 2, 3}
@@ -41,17 +46,27 @@ def test_rounding_rule_is_max_one_rint():
 
 
 def test_copula_draws_follow_the_rule():
-    c = sg.Client(arrival=sg.Poisson(rate=100), input_tokens=sg.Exponential(mean=1),
-                  output_tokens=sg.Exponential(mean=1), dependence=sg.RankCorrelation(input_output=0.5))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=100),
+        input_tokens=sg.Exponential(mean=1),
+        output_tokens=sg.Exponential(mean=1),
+        dependence=sg.RankCorrelation(input_output=0.5),
+    )
     r = c.sample(60, rng=2)
     assert r.input_tokens.min() == 1 and r.output_tokens.min() == 1
 
 
 def test_items_have_tokens_but_counts_may_be_zero():
-    c = sg.Client(arrival=sg.Poisson(rate=100), input_tokens=10, output_tokens=10,
-                  multimodal=sg.Multimodal(image=sg.Modality(
-                      count=sg.Empirical(values=[0, 2], probs=[0.5, 0.5]),
-                      tokens=sg.Exponential(mean=1))))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=100),
+        input_tokens=10,
+        output_tokens=10,
+        multimodal=sg.Multimodal(
+            image=sg.Modality(
+                count=sg.Empirical(values=[0, 2], probs=[0.5, 0.5]), tokens=sg.Exponential(mean=1)
+            )
+        ),
+    )
     r = c.sample(60, rng=3)
     assert (r["image_count"] == 0).any()
     assert r["image_tokens"].values.min() >= 1
@@ -59,8 +74,12 @@ def test_items_have_tokens_but_counts_may_be_zero():
 
 
 def test_reasoning_ratio_keeps_one_answer_token():
-    c = sg.Client(arrival=sg.Poisson(rate=100), input_tokens=10, output_tokens=sg.Exponential(mean=3),
-                  reasoning=sg.Reasoning(ratio=sg.Constant(value=1.0)))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=100),
+        input_tokens=10,
+        output_tokens=sg.Exponential(mean=3),
+        reasoning=sg.Reasoning(ratio=sg.Constant(value=1.0)),
+    )
     r = c.sample(60, rng=4)
     assert r["answer_tokens"].min() == 1
     assert (r["reasoning_tokens"] + r["answer_tokens"] == r.output_tokens).all()
@@ -68,15 +87,23 @@ def test_reasoning_ratio_keeps_one_answer_token():
 
 
 def test_reasoning_tokens_drawn_as_a_length():
-    c = sg.Client(arrival=sg.Poisson(rate=100), input_tokens=10, output_tokens=5,
-                  reasoning=sg.Reasoning(tokens=sg.Constant(value=0)))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=100),
+        input_tokens=10,
+        output_tokens=5,
+        reasoning=sg.Reasoning(tokens=sg.Constant(value=0)),
+    )
     r = c.sample(60, rng=5)
     assert (r["reasoning_tokens"] == 1).all() and (r.output_tokens == 6).all()
 
 
 def test_later_turns_add_at_least_one_token():
-    c = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=10, output_tokens=5,
-                  session=sg.Session(turns=3, think_time=1.0, new_tokens=0))
+    c = sg.Client(
+        arrival=sg.Poisson(rate=2),
+        input_tokens=10,
+        output_tokens=5,
+        session=sg.Session(turns=3, think_time=1.0, new_tokens=0),
+    )
     r = c.sample(600, rng=6)
     o = np.lexsort((r["turn"], r["session"]))  # session-major, turns in order
     inp, out, turn = r.input_tokens[o], r.output_tokens[o], r["turn"][o]
