@@ -329,7 +329,8 @@ def test_read_aiperf_resolves_delays() -> None:
     df = read_trace(DATA / "aiperf_sessions.jsonl", "aiperf")
     assert df.timestamp.tolist() == [0.0, 0.5, 0.75, 1.0, 2.0]
     assert df.session.tolist() == ["a", "b", "b", None, "a"]
-    assert df.input_tokens.tolist() == [300, 100, 120, 50, 150]
+    # a later turn's input_length is its new message: the context adds the history
+    assert df.input_tokens.tolist() == [300, 100, 100 + 10 + 120, 50, 300 + 40 + 150]
     assert [h.tolist() for h in df.hash_ids] == [[1, 2], [], [], [], []]
 
 
