@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import servegen as sg
 from servegen.formats import read_trace, write, write_chunks

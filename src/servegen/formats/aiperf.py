@@ -73,9 +73,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import pandas as pd
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from ..requests import Requests
 from . import _io
