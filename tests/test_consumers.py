@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import servegen as sg
-from servegen.formats import read_trace, write, write_chunks
+from servegen.formats import ContextWarning, read_trace, write, write_chunks
 
 DATA = Path(__file__).parent / "data" / "formats"
 
@@ -79,3 +81,64 @@ def test_aiperf_generated_sessions_mean_what_aiperf_means(tmp_path: Path) -> Non
     ids = np.concatenate([x["hash_ids"] for x in rows])
     fresh = [x["hash_ids"][0] for x in later]
     assert all((ids == h).sum() == 1 for h in fresh)
+
+
+# -- Vidur: both codebases, and the context window -----------------------------------------
+def long_requests() -> sg.Requests:
+    """An output alone at the limit (Vidur crashed on it), one over it, a sum over it, and a fit."""
+    return sg.Requests(
+        {
+            "timestamp": np.array([0.0, 0.5, 1.0, 2.0]),
+            "client": np.zeros(4, np.int32),
+            "input_tokens": np.array([300, 20, 4000, 100]),
+            "output_tokens": np.array([4096, 9000, 200, 50]),
+        },
+        clients=[0],
+    )
+
+
+@pytest.mark.parametrize("fmt", ["vidur", "vidur_pip"])
+def test_vidur_fits_max_tokens_and_reports(tmp_path: Path, fmt: str) -> None:
+    with pytest.warns(
+        ContextWarning, match=rf"{fmt}: 3 of 4 requests shortened to fit max_tokens=4096 .*2 outputs"
+    ):
+        p = write(long_requests(), tmp_path / "v.csv", fmt)
+    df = read_trace(p, fmt)
+    # output alone reaching the limit: cut to 4095 with one prompt token; the sum: prompt cut
+    assert df.output_tokens.tolist() == [4095, 4095, 200, 50]
+    assert df.input_tokens.tolist() == [1, 1, 3896, 100]
+    assert (df.input_tokens + df.output_tokens <= 4096).all() and (df.input_tokens >= 1).all()
+
+
+def test_vidur_max_tokens_option(tmp_path: Path) -> None:
+    with pytest.warns(ContextWarning, match="1 of 4"):
+        df = read_trace(write(long_requests(), tmp_path / "v.csv", "vidur", max_tokens=9010), "vidur")
+    assert df.output_tokens.tolist() == [4096, 9000, 200, 50] and df.input_tokens.tolist() == [
+        300,
+        10,
+        4000,
+        100,
+    ]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing changed: no warning
+        df = read_trace(write(long_requests(), tmp_path / "w.csv", "vidur", max_tokens=None), "vidur")
+    assert df.output_tokens.tolist() == [4096, 9000, 200, 50]
+    for bad in (1, 0, 2.5, True, "4096"):
+        with pytest.raises(ValueError, match=r"vidur: `max_tokens` must be an integer >= 2 or None, got"):
+            write(long_requests(), tmp_path / "x.csv", "vidur", max_tokens=bad)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_vidur_pip_keeps_one_date(tmp_path: Path) -> None:
+    r = long_requests()
+    p = write(r, tmp_path / "v.csv", "vidur_pip", date="2024-05-01", max_tokens=None)
+    lines = p.read_text().splitlines()
+    assert lines[0] == "Date,Time,PromptTokenCount,CompletionTokenCount"
+    assert all(line.startswith("2024-05-01,") for line in lines[1:])
+    df = read_trace(p, "vidur_pip")
+    assert df.Date.unique().tolist() == ["2024-05-01"] and df.timestamp.tolist() == [0.0, 0.5, 1.0, 2.0]
+    with pytest.raises(
+        ValueError, match=r"vidur_pip: `date` must be an ISO date like '2023-08-21', got 'May 1'"
+    ):
+        write(r, tmp_path / "y.csv", "vidur_pip", date="May 1")

@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parent / "data" / "formats"
 
 # Time resolution each format keeps (0: the float64 reads back exactly).
 RESOLUTION = {
-    "parquet": 0, "csv": 0, "jsonl": 0, "vllm": 0, "guidellm": 0, "vidur": 0, "burstgpt": 0,
+    "parquet": 0, "csv": 0, "jsonl": 0, "vllm": 0, "guidellm": 0, "vidur": 0, "vidur_pip": 0, "burstgpt": 0,
     "mooncake": 5e-4, "aiperf": 5e-4, "azure": 5e-7, "llmservingsim": 5e-10,
 }  # fmt: skip
 
@@ -63,7 +63,7 @@ def workload_requests() -> sg.Requests:
 GOLDEN = [
     ("mooncake", "tiny.mooncake.jsonl"), ("vllm", "tiny.vllm.jsonl"),
     ("guidellm", "tiny.guidellm.jsonl"), ("aiperf", "tiny.aiperf.jsonl"),
-    ("vidur", "tiny.vidur.csv"), ("azure", "tiny.azure.csv"),
+    ("vidur", "tiny.vidur.csv"), ("vidur_pip", "tiny.vidur_pip.csv"), ("azure", "tiny.azure.csv"),
     ("burstgpt", "tiny.burstgpt.csv"), ("llmservingsim", "tiny.llmservingsim.jsonl"),
     ("csv", "tiny.csv"), ("jsonl", "tiny.jsonl"),
 ]  # fmt: skip
@@ -114,7 +114,7 @@ def test_round_trip(tmp_path: Path, workload_requests: sg.Requests, fmt: str) ->
     assert df.input_tokens.dtype == np.int64 and df.output_tokens.dtype == np.int64
     np.testing.assert_array_equal(df.input_tokens, r.input_tokens)
     np.testing.assert_array_equal(
-        df.output_tokens, np.maximum(r.output_tokens, 1) if fmt == "vidur" else r.output_tokens
+        df.output_tokens, np.maximum(r.output_tokens, 1) if fmt.startswith("vidur") else r.output_tokens
     )
     if fmt in ("parquet", "csv", "jsonl"):
         np.testing.assert_array_equal(df.client.astype(int), r.client_keys.astype(int))
@@ -222,8 +222,9 @@ def test_reblocking_keeps_prefix_sharing() -> None:
 def test_chunks_write_the_same_file(tmp_path: Path, fmt: str) -> None:
     wl = sg.Workload({"a": sg.Client(arrival=sg.Gamma(rate=3, cv=2), input_tokens=sg.LogNormal(mu=6, sigma=1),
                                      output_tokens=sg.Exponential(mean=50))})  # fmt: skip
-    one = write(wl.sample(900, rng=3), tmp_path / f"one.{fmt}", fmt)
-    many = write_chunks(wl.iter_chunks(900, chunk=100, rng=3), tmp_path / f"many.{fmt}", fmt)
+    opts = {"max_tokens": None} if fmt.startswith("vidur") else {}  # every length, no warning
+    one = write(wl.sample(900, rng=3), tmp_path / f"one.{fmt}", fmt, **opts)
+    many = write_chunks(wl.iter_chunks(900, chunk=100, rng=3), tmp_path / f"many.{fmt}", fmt, **opts)
     if fmt == "parquet":  # one row group per chunk: compare contents
         assert sg.read_parquet(many).equals(sg.read_parquet(one))
     else:

@@ -44,9 +44,11 @@ servegen      r      s float   every column    kept          kept          by fi
 mooncake      r w    ms int    total input     512 / fresh   --            --
 vllm          r w    s float   total input     16 / fresh    --            --
 guidellm      r w    s float   total input     --            --            --
-aiperf        r w    ms int    total input     512 / fresh   session_id,   --
-                                                             delay (ms)
-vidur         r w    s float   total input     --            --            counts >= 1 (clamp)
+aiperf        r w    ms int    total input;    512 / fresh   session_id,   --
+                       later turns new                 delay (ms)
+vidur         r w    s float   total input     --            --            counts >= 1 (clamp),
+                                                                           fit ``max_tokens``
+vidur_pip     r w    s float   total input     --            --            as vidur; ``Date``
 azure         r w    datetime  total input     --            --            NumImages
 burstgpt      r w    s float   total input     --            Session ID    Model, Log Type;
                                                                            failures flagged
@@ -73,9 +75,10 @@ import pandas as pd
 
 from ..requests import Requests, _atomic_write
 from . import aiperf, azure, bailian, burstgpt, canonical, guidellm, llmservingsim, mooncake, vidur, vllm
+from ._context import ContextWarning
 from ._io import Writer, check_options, requests_from_frame, to_path
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "read_trace", "write", "write_chunks"]
+__all__ = ["READ_FORMATS", "WRITE_FORMATS", "ContextWarning", "read_trace", "write", "write_chunks"]
 
 _MODULES = (canonical, mooncake, vllm, guidellm, aiperf, vidur, azure, burstgpt, llmservingsim, bailian)
 _READERS: dict[str, Callable[..., pd.DataFrame]] = {}
