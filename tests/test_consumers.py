@@ -142,3 +142,24 @@ def test_vidur_pip_keeps_one_date(tmp_path: Path) -> None:
         ValueError, match=r"vidur_pip: `date` must be an ISO date like '2023-08-21', got 'May 1'"
     ):
         write(r, tmp_path / "y.csv", "vidur_pip", date="May 1")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "block"), [("mooncake", 512), ("vllm", 16), ("aiperf", 512), ("guidellm", None)]
+)
+def test_server_formats_fit_the_context_window(tmp_path: Path, fmt: str, block: int | None) -> None:
+    with pytest.warns(ContextWarning, match=rf"{fmt}: 3 of 4 requests shortened to fit max_tokens=4096"):
+        p = write(long_requests(), tmp_path / "t.jsonl", fmt, max_tokens=4096)
+    rows = [json.loads(line) for line in p.read_text().splitlines()]
+    assert [r["output_length"] for r in rows] == [4095, 4095, 200, 50]
+    assert [r["input_length"] for r in rows] == [1, 1, 3896, 100]
+    if block:  # a shortened prompt keeps its first blocks, as many as it needs
+        assert [len(r["hash_ids"]) for r in rows] == [1, 1, -(-3896 // block), -(-100 // block)]
+        assert rows[0]["hash_ids"] == [0] and rows[2]["hash_ids"][0] > rows[1]["hash_ids"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default keeps every length, silently
+        rows = [
+            json.loads(line)
+            for line in write(long_requests(), tmp_path / "u.jsonl", fmt).read_text().splitlines()
+        ]
+    assert [r["output_length"] for r in rows] == [4096, 9000, 200, 50]

@@ -47,7 +47,10 @@ millisecond times, so ``timestamp + sum(delay)`` recovers each turn's rounded ar
 exactly. ``turn``, ``parent``, clients, image counts and reasoning tokens are not
 written.
 
-Options: ``block_size`` (512), ``hash_start`` (0).
+Options: ``block_size`` (512), ``hash_start`` (0), ``max_tokens`` (None; as for
+:mod:`.mooncake`, applied to outputs and to full prompts, i.e. first turns and rows
+outside sessions: a later turn's history is AIPerf's own, so bound a session's context
+when generating, with ``Session(context_limit=...)``).
 
 Reading rebuilds each turn's time as its session's last ``timestamp`` plus the
 following delays (a missing ``delay`` is 0; a lower bound of the replayed time, as
@@ -75,11 +78,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from numpy.typing import NDArray
 
 from ..requests import Requests
 from . import _io
-from .mooncake import SOURCES, MooncakeWriter, read_length_trace
+from .mooncake import SOURCES, MooncakeWriter, read_length_trace, take_blocks
 
 __all__ = ["AiperfWriter", "read_aiperf"]
 
@@ -139,8 +141,8 @@ class AiperfWriter(MooncakeWriter):
 
     name = "aiperf"
 
-    def __init__(self, *, block_size: int = 512, hash_start: int = 0) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start)
+    def __init__(self, *, block_size: int = 512, hash_start: int = 0, max_tokens: int | None = None) -> None:
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
         # session -> its last turn's ms, text context and kept answer, across chunks
         self._prev = pd.DataFrame(columns=["ms", "text", "kept"], dtype=np.float64)
 
@@ -149,10 +151,9 @@ class AiperfWriter(MooncakeWriter):
         if info is None:
             return super().encode(req)
         s, member = info
-        offsets, values = self.hash_ids(req)
+        total, output, offsets, values = self.lengths(req)
         ms = _io.ms_int(req.timestamp)
         text = np.asarray(req.input_tokens, dtype=np.int64)
-        total = _io.input_total(req)
         kept = np.asarray(
             req["answer_tokens"] if "answer_tokens" in req else req.output_tokens, dtype=np.int64
         )
@@ -179,13 +180,14 @@ class AiperfWriter(MooncakeWriter):
             - prev["text"].to_numpy()[on].astype(np.int64)
             - prev["kept"].to_numpy()[on].astype(np.int64)
         )
-        new = np.maximum(new, 1) + (total - text)[idx[on]]  # < 1 only after a context_limit cut
+        items = (_io.input_total(req) - text)[idx[on]]
+        new = np.maximum(new, 1) + items  # < 1 only after a context_limit cut
         length[idx[on]] = new
         if len(idx):
             last = here.groupby(keys, sort=False).last()
             self._prev = last.combine_first(self._prev) if len(self._prev) else last
         keep = np.where(later, -(-length // self.hash_ids.block_size), np.diff(offsets))
-        offsets, values = _tail_blocks(offsets, values, keep)
+        offsets, values = take_blocks(offsets, values, keep, tail=True)
         session_id = _session_strings(s)
         time_piece = _io.join(
             _io.optional(later, '"delay": ', _io.ints(delay)),
@@ -198,24 +200,11 @@ class AiperfWriter(MooncakeWriter):
             ', "input_length": ',
             _io.ints(length),
             ', "output_length": ',
-            _io.ints(req.output_tokens),
+            _io.ints(output),
             ', "hash_ids": ',
             _io.int_lists(offsets, values),
             "}\n",
         )
-
-
-def _tail_blocks(
-    offsets: NDArray[np.int64], values: NDArray[np.int64], keep: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The last ``keep[i]`` ids of each row (a later turn's new message is its prompt's tail,
-    whose blocks are fresh: no other request shares them)."""
-    keep = np.minimum(keep, np.diff(offsets))
-    new_off = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(keep, out=new_off[1:])
-    row = np.repeat(np.arange(len(keep)), keep)
-    pick = offsets[1:][row] - keep[row] + (np.arange(new_off[-1]) - new_off[:-1][row])
-    return new_off, values[pick]
 
 
 def _session_strings(s: Any) -> pa.Array:

@@ -20,6 +20,8 @@ fresh prompt); for prefix sharing write ``mooncake`` and replay it with GuideLLM
 ``kind=mooncake`` (512-token blocks, timestamps in ms). Clients, sessions, image counts
 and reasoning tokens are not carried.
 
+Option: ``max_tokens`` (None; the server's context window, as for :mod:`.mooncake`).
+
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write
 >>> r = sg.Requests({"timestamp": np.array([0.25]), "client": np.zeros(1, np.int32),
@@ -31,13 +33,16 @@ and reasoning tokens are not carried.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..requests import Requests
 from . import _io
+from ._context import ContextFit, check_max_tokens
 from .mooncake import SOURCES, read_length_trace
 
 __all__ = ["GuidellmWriter", "read_guidellm"]
@@ -54,17 +59,24 @@ class GuidellmWriter(_io.TextWriter):
 
     name = "guidellm"
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_tokens: int | None = None) -> None:
         super().__init__()
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
 
     def encode(self, req: Requests) -> pa.Array:
+        prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))
         return _io.json_lines(
             [
                 ("timestamp", _io.floats(req.timestamp, "timestamp")),
-                ("input_length", _io.ints(_io.input_total(req))),
-                ("output_length", _io.ints(req.output_tokens)),
+                ("input_length", _io.ints(prompt)),
+                ("output_length", _io.ints(output)),
             ]
         )
+
+    def close(self) -> None:
+        super().close()
+        if sys.exc_info()[0] is None:  # a finished file, not an error on the way out
+            self.fit.report(self.name)
 
 
 READERS = {"guidellm": read_guidellm}

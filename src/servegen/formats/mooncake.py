@@ -27,7 +27,11 @@ source used a smaller block that divides it), otherwise every request gets
 share a block (no false prefix sharing). The format cannot carry clients, sessions,
 image counts or reasoning tokens; use ``aiperf`` for sessions or ``parquet`` for all.
 
-Options: ``block_size`` (512), ``hash_start`` (first fresh id, 0).
+Options: ``block_size`` (512), ``hash_start`` (first fresh id, 0), ``max_tokens`` (None:
+the server's context window; when given, outputs are cut to ``max_tokens - 1`` and
+prompts so that prompt + output fits, keeping their first blocks, and the number of
+requests changed is reported as a :class:`~servegen.formats.ContextWarning`; see
+:mod:`servegen.formats._context`).
 
 Reading
 -------
@@ -51,15 +55,18 @@ Reading
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from ..requests import Requests
 from . import _io
+from ._context import ContextFit, check_max_tokens
 
 __all__ = ["MooncakeWriter", "read_mooncake"]
 
@@ -119,23 +126,52 @@ class MooncakeWriter(_io.TextWriter):
 
     name = "mooncake"
 
-    def __init__(self, *, block_size: int = 512, hash_start: int = 0) -> None:
+    def __init__(self, *, block_size: int = 512, hash_start: int = 0, max_tokens: int | None = None) -> None:
         super().__init__()
         self.hash_ids = _io.HashIds(block_size, hash_start)
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.ints(_io.ms_int(req.timestamp))
 
-    def encode(self, req: Requests) -> pa.Array:
+    def lengths(
+        self, req: Requests
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Prompt and output lengths fitted to ``max_tokens``, and each prompt's block ids."""
         offsets, values = self.hash_ids(req)
+        prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))
+        if self.fit.max_tokens is not None:  # a shortened prompt keeps its first blocks
+            offsets, values = take_blocks(offsets, values, -(-prompt // self.hash_ids.block_size))
+        return prompt, output, offsets, values
+
+    def encode(self, req: Requests) -> pa.Array:
+        prompt, output, offsets, values = self.lengths(req)
         return _io.json_lines(
             [
                 ("timestamp", self.time_field(req)),
-                ("input_length", _io.ints(_io.input_total(req))),
-                ("output_length", _io.ints(req.output_tokens)),
+                ("input_length", _io.ints(prompt)),
+                ("output_length", _io.ints(output)),
                 ("hash_ids", _io.int_lists(offsets, values)),
             ]
         )
+
+    def close(self) -> None:
+        super().close()
+        if sys.exc_info()[0] is None:  # a finished file, not an error on the way out
+            self.fit.report(self.name)
+
+
+def take_blocks(
+    offsets: NDArray[np.int64], values: NDArray[np.int64], keep: NDArray[np.int64], *, tail: bool = False
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The first (or with ``tail`` the last) ``keep[i]`` ids of each row of a ragged column."""
+    keep = np.minimum(keep, np.diff(offsets))
+    new_off = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(keep, out=new_off[1:])
+    row = np.repeat(np.arange(len(keep)), keep)
+    j = np.arange(new_off[-1]) - new_off[:-1][row]
+    start = offsets[1:][row] - keep[row] if tail else offsets[:-1][row]
+    return new_off, values[start + j]
 
 
 READERS = {"mooncake": read_mooncake}

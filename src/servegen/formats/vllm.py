@@ -24,7 +24,9 @@ unshared ids when the requests carry no ``hash_ids``; clients, sessions, image c
 and reasoning tokens are not carried. Timestamps are written with the shortest decimal
 that reads back as the same float64, so a round trip is exact.
 
-Options: ``block_size`` (16), ``hash_start`` (0). Reading: ``block_size`` (16).
+Options: ``block_size`` (16), ``hash_start`` (0), ``max_tokens`` (None; the server's
+``--max-model-len``, as for :mod:`.mooncake`: vLLM refuses a longer request). Reading:
+``block_size`` (16).
 
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write
@@ -60,8 +62,8 @@ class VllmWriter(MooncakeWriter):
 
     name = "vllm"
 
-    def __init__(self, *, block_size: int = 16, hash_start: int = 0) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start)
+    def __init__(self, *, block_size: int = 16, hash_start: int = 0, max_tokens: int | None = None) -> None:
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.floats(req.timestamp, "timestamp")
