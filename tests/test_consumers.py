@@ -163,3 +163,35 @@ def test_server_formats_fit_the_context_window(tmp_path: Path, fmt: str, block: 
             for line in write(long_requests(), tmp_path / "u.jsonl", fmt).read_text().splitlines()
         ]
     assert [r["output_length"] for r in rows] == [4096, 9000, 200, 50]
+
+
+# -- replay commands: the CLI prints what replay_command gives (and the docs show) -----------
+@pytest.mark.parametrize("fmt", ["vllm", "mooncake", "aiperf", "guidellm", "vidur", "vidur_pip"])
+def test_generate_prints_the_replay_command(tmp_path: Path, capsys, monkeypatch, fmt: str) -> None:
+    from servegen import cli
+
+    monkeypatch.chdir(tmp_path)
+    out = f"t.{fmt}"
+    code = cli.main(["generate", "--pool", "reason/deepseek-r1", "--duration", "2m", "--rate", "5",
+                     "--format", fmt, "--max-tokens", "8192", "-o", out])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    n = len(read_trace(out, fmt))
+    want = sg.replay_command(fmt, Path(out), n_requests=n, max_tokens=8192)
+    assert err.endswith("replay it with:\n" + want + "\n")
+    assert f"{n}" in want.splitlines()[0]
+    if fmt.startswith("vidur"):
+        assert "config_max_tokens 8192" in want
+    assert "shortened to fit max_tokens=8192" in err  # deepseek-r1 has outputs above 8k
+
+
+def test_replay_command_units_and_counts() -> None:
+    assert "--num-prompts 2926" in sg.replay_command("vllm", "x.jsonl", n_requests=2926)
+    mc = sg.replay_command("mooncake", "x.jsonl", n_requests=5)
+    assert "--timed-trace-sec-multiplier 0.001 --timed-trace-chunk-hash-size 512" in mc
+    assert "--extra-inputs ignore_eos:true" in sg.replay_command("aiperf", "x.jsonl", n_requests=5)
+    g = sg.replay_command("guidellm", "x.jsonl", n_requests=5)
+    assert "guidellm run --backend kind=openai_http" in g and "--profile kind=replay" in g
+    assert sg.replay_command("csv", "x.csv", n_requests=5) is None
+    with pytest.raises(ValueError, match="`n_requests` must be an integer >= 0, got -1"):
+        sg.replay_command("vllm", "x.jsonl", n_requests=-1)

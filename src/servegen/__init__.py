@@ -38,6 +38,7 @@ from .formats import read_trace
 from .metrics import Comparison, compare
 from .piecewise import Piecewise
 from .pools import Pool, list_pools, load_pool, read_release
+from .replay import replay_command
 from .requests import Ragged, Requests, merge, read_parquet
 from .session_fit import fit_sessions
 from .sessions import Session, SharedPrefix
@@ -94,4 +95,5 @@ __all__ = [
     "read_parquet",
     "read_release",
     "read_trace",
+    "replay_command",
 ]

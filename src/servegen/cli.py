@@ -178,6 +178,14 @@ def _build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds generated and written per step; bounds memory (default 10m)",
     )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help="fit every request into a context of N tokens (output <= N-1, prompt + output <= N) "
+        "for mooncake, vllm, aiperf, guidellm, vidur, vidur_pip (default: 4096 for the vidur "
+        "formats, Vidur's own limit; none for the others)",
+    )
     p.add_argument("-o", "--output", required=True, type=Path, help="the file to write")
     p.add_argument(
         "--workers",
@@ -186,7 +194,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="write a Parquet dataset (-o: a new directory, by day/hour) with N local Dask processes",
     )
     p.add_argument("--scheduler", metavar="ADDRESS", help="the same on a running Dask cluster (shared disk)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary or replay command")
     p.set_defaults(func=_cmd_generate)
 
     p = command(
@@ -321,8 +329,10 @@ def _cmd_pools(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    import warnings
+
     from ._checks import check_duration
-    from .formats import write_chunks
+    from .formats import ContextWarning, write_chunks
     from .workload import Workload
 
     dataset = args.workers is not None or args.scheduler is not None
@@ -363,12 +373,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         source = str(args.spec)
     if dataset:
         return _generate_dataset(args, wl, source)
+    options = {} if args.max_tokens is None else {"max_tokens": args.max_tokens}
     chunks = _Counter(wl.iter_chunks(args.duration, args.chunk, rng=args.seed))
-    path = write_chunks(_progress(chunks, args.duration, args.quiet), args.output, fmt)
+    with warnings.catch_warnings(record=True) as notes:  # a ContextWarning: say what was cut
+        warnings.simplefilter("always", ContextWarning)
+        path = write_chunks(_progress(chunks, args.duration, args.quiet), args.output, fmt, **options)
+    for note in notes:
+        print(f"servegen generate: note: {note.message}", file=sys.stderr)
     if not args.quiet:
+        from .replay import replay_command
+
         rate = chunks.n / args.duration
         print(f"wrote {chunks.n:,} requests ({rate:.2f} req/s over {_human(args.duration)} of {source}) "
               f"to {path} ({fmt})", file=sys.stderr)  # fmt: skip
+        command = replay_command(fmt, path, n_requests=chunks.n, **options)
+        if command is not None:
+            print(f"replay it with:\n{command}", file=sys.stderr)
     return 0
 
 
