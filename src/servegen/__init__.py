@@ -40,6 +40,7 @@ from .piecewise import Piecewise
 from .pools import Pool, list_pools, load_pool, read_release
 from .replay import replay_command
 from .requests import Ragged, Requests, merge, read_parquet
+from .results import read_results, slo_table
 from .session_fit import fit_sessions
 from .sessions import Session, SharedPrefix
 from .workload import STREAM_WINDOW, Workload
@@ -94,6 +95,8 @@ __all__ = [
     "parse_model",
     "read_parquet",
     "read_release",
+    "read_results",
     "read_trace",
     "replay_command",
+    "slo_table",
 ]

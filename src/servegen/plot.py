@@ -38,6 +38,7 @@ __all__ = [
     "comparison",
     "dispersion_curve",
     "iat_cdf",
+    "latency_over_time",
     "length_cdf",
     "overview",
     "rate_over_time",
@@ -416,6 +417,62 @@ def comparison(windows: pd.DataFrame, a: Any, b: Any, names: Sequence[str]) -> F
             ax.plot(np.maximum(np.quantile(v, levels), 0.5), levels, label=label)
         ax.set(xscale="log", xlabel="tokens", ylabel="CDF", title=title)
         ax.legend()
+
+
+def latency_over_time(
+    results: pd.DataFrame,
+    *,
+    metric: str = "e2e",
+    bin: float | None = None,
+    quantiles: Sequence[float] = (0.5, 0.99),
+    fig: Figure | None = None,
+) -> Figure:
+    """A replay's latency against its arrival rate, bin by bin (two stacked panels).
+
+    ``results`` is :func:`servegen.read_results` output: arrivals are the sent
+    ``timestamp`` (or the tool's ``start`` when not joined); the lower panel shows the
+    ``quantiles`` of ``metric`` (``ttft``, ``tpot`` or ``e2e``, seconds) over the
+    successful requests that arrived in each bin, so a burst and the latency it causes
+    line up.
+
+    >>> import pandas as pd
+    >>> res = pd.DataFrame({"timestamp": [0.0, 1.0, 2.0, 3.0], "e2e": [0.1, 0.3, 0.2, 0.2],
+    ...                     "ok": [True, True, True, True]})
+    >>> fig = latency_over_time(res, bin=2)
+    >>> fig.axes[1].lines[0].get_ydata().tolist()  # median e2e of each 2 s bin
+    [0.2, 0.2]
+    """
+    if metric not in ("ttft", "tpot", "e2e"):
+        raise ValueError(f"plot: `metric` must be 'ttft', 'tpot' or 'e2e', got {metric!r}")
+    time_col = "timestamp" if "timestamp" in results.columns else "start"
+    t = results[time_col].to_numpy(dtype=np.float64)
+    if not np.isfinite(t).any():
+        raise ValueError("plot: the results carry no arrival times (join them to the sent workload)")
+    t = t - np.nanmin(t)
+    edges = bin_edges(float(np.nanmax(t)), bin)
+    widths = np.diff(edges)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(widths) - 1)
+    unit, label = _time_unit(float(edges[-1]))
+    if fig is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    rate_ax, lat_ax = fig.subplots(2, 1, sharex=True)
+    rate_ax.stairs(np.bincount(idx, minlength=len(widths)) / widths, edges / unit, color="C0")
+    rate_ax.set_ylabel(f"arrivals (req/s, {widths[0]:g} s bins)")
+    rate_ax.set_ylim(bottom=0)
+    rate_ax.set_title(f"Arrival rate and {metric} latency")
+    ok = results["ok"].to_numpy(dtype=bool) if "ok" in results.columns else np.ones(len(t), bool)
+    values = pd.Series(results[metric].to_numpy(dtype=np.float64)[ok])
+    by_bin = values.groupby(idx[ok]).quantile(list(quantiles)).unstack().reindex(range(len(widths)))
+    centers = (edges[:-1] + edges[1:]) / 2 / unit
+    for i, q in enumerate(quantiles):
+        lat_ax.plot(
+            centers, by_bin.iloc[:, i].to_numpy(), marker=".", color=f"C{i + 1}", label=f"p{q * 100:g}"
+        )
+    lat_ax.set_ylabel(f"{metric} (s)")
+    lat_ax.set_xlabel(f"arrival time ({label})")
+    lat_ax.legend(fontsize="small")
     return fig
 
 
