@@ -45,7 +45,8 @@ mooncake      r w    ms int    total input     512 / fresh   --            --
 vllm          r w    s float   total input     16 / fresh    --            --
 guidellm      r w    s float   total input     --            --            --
 aiperf        r w    ms int    total input;    512 / fresh   session_id,   --
-                       later turns new                 delay (ms)
+                                 later turns:                  delay (ms)
+                                 new tokens
 vidur         r w    s float   total input     --            --            counts >= 1 (clamp),
                                                                            fit ``max_tokens``
 vidur_pip     r w    s float   total input     --            --            as vidur; ``Date``
