@@ -270,15 +270,18 @@ def _format_of(path: Path, given: str | None) -> str:
 
 
 def _read(path: Path, fmt: str | None) -> Any:
-    from .formats import read_trace
+    from .formats import detect_format, read_trace
 
-    chosen = _format_of(path, fmt)
+    if fmt is None and path.is_file():
+        chosen = detect_format(path)  # from the content: x.jsonl may be a vllm or aiperf file
+    else:
+        chosen = _format_of(path, fmt)
     try:
         return read_trace(path, chosen)
     except ValueError as e:
-        if fmt is None:  # the guess from the suffix may be what is wrong
+        if fmt is None:  # the guess may be what is wrong
             raise ValueError(
-                f"{e} (read as {chosen} from the suffix; pass --format to choose another)"
+                f"{e} (read as {chosen}, detected from the file; pass --format to choose another)"
             ) from e
         raise
 
@@ -517,16 +520,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success, 1 for an error in the input (one line on stderr), 2 for a usage error,
     130 when interrupted.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # answered before the parser, which imports pandas and pyarrow
+        from . import __version__
+
+        print(f"servegen {__version__}")
+        return 0
     try:
         args = _build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors
         return e.code if isinstance(e.code, int) else 1
     try:
         with _terminate_as_interrupt():
-            return int(args.func(args))
+            code = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+            return code
     except KeyboardInterrupt as e:
         print("servegen: interrupted; nothing was written", file=sys.stderr)
         return 128 + e.args[0] if e.args and isinstance(e.args[0], int) else 130
+    except BrokenPipeError:  # `servegen info ... | head` closed our stdout: not an error
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by a pipe
     except (ValueError, TypeError, OSError) as e:
         if os.environ.get("SERVEGEN_DEBUG"):
             raise

@@ -77,9 +77,18 @@ import pandas as pd
 from ..requests import Requests, _atomic_write
 from . import aiperf, azure, bailian, burstgpt, canonical, guidellm, llmservingsim, mooncake, vidur, vllm
 from ._context import ContextWarning
+from ._detect import detect_format
 from ._io import Writer, check_options, requests_from_frame, to_path
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "ContextWarning", "read_trace", "write", "write_chunks"]
+__all__ = [
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+    "ContextWarning",
+    "detect_format",
+    "read_trace",
+    "write",
+    "write_chunks",
+]
 
 _MODULES = (canonical, mooncake, vllm, guidellm, aiperf, vidur, azure, burstgpt, llmservingsim, bailian)
 _READERS: dict[str, Callable[..., pd.DataFrame]] = {}
