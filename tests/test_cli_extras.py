@@ -81,3 +81,33 @@ def test_version_is_fast_and_imports_no_scipy() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     version, loaded = res.stdout.splitlines()
     assert version.startswith("servegen ") and loaded == "[]"
+
+
+def test_optional_columns_are_attributes() -> None:
+    import numpy as np
+
+    import servegen as sg
+
+    r = sg.Requests({"timestamp": np.array([0.0, 1.0]), "client": np.zeros(2, np.int32),
+                     "input_tokens": np.array([5, 6]), "output_tokens": np.array([1, 2]),
+                     "input_tokens_total": np.array([9, 6])}, clients=[0],
+                    ragged={"image_tokens": sg.Ragged.from_lengths(np.array([1, 0]), np.array([4]))})  # fmt: skip
+    assert r.input_tokens_total is r["input_tokens_total"]
+    assert r.image_tokens.values.tolist() == [4]
+    assert "input_tokens_total" in dir(r)
+    with pytest.raises(AttributeError, match=r"no attribute or column 'reasoning_tokens'; columns: \["):
+        _ = r.reasoning_tokens
+    assert not hasattr(r, "_private")
+
+
+def test_compare_has_no_empty_last_window() -> None:
+    # A trace without a recorded duration ends a mean gap after its last request; here that
+    # crosses the 1200 s boundary, which used to add a [1200, 1200.5] window with rate 0.
+    import numpy as np
+    import pandas as pd
+
+    import servegen as sg
+
+    df = pd.DataFrame({"timestamp": np.arange(0.5, 1200, 1.0), "input_tokens": 1, "output_tokens": 1})
+    w = sg.compare(df, df, window=600).windows
+    assert w["start"].tolist() == [0.0, 600.0] and (w["rate_a"] == 1.0).all()

@@ -692,6 +692,11 @@ def compare(
         len(ta) / ta.span if ta.span > 0 else math.nan,
         len(tb) / tb.span if tb.span > 0 else math.nan,
     )
+    # No window may start after every request: the estimated end (last request + a mean
+    # gap) can just cross a window boundary, leaving a sliver of a window with no request
+    # whose rate would read 0.
+    last = max([float(x.timestamp[-1]) for x in (ta, tb) if len(x)], default=0.0)
+    end = min(end, (math.floor(last / w) + 1) * w)
     sa, ra, ca = _window_stats(ta.timestamp, w, end)
     _, rb, cb = _window_stats(tb.timestamp, w, end)
     ends = np.minimum(sa + w, end)

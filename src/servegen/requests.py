@@ -177,6 +177,20 @@ class Requests:
     def __contains__(self, name: object) -> bool:
         return name in self._cols or name in self._ragged
 
+    def __getattr__(self, name: str) -> Any:
+        """Every column as an attribute: ``r.input_tokens_total`` is ``r["input_tokens_total"]``."""
+        if not name.startswith("_"):  # private names (and unpickling's probes) stay missing
+            try:
+                return self[name]
+            except KeyError:
+                pass
+        raise AttributeError(
+            f"'Requests' object has no attribute or column {name!r}; columns: {self.columns}"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self.columns})
+
     @property
     def timestamp(self) -> NDArray[np.float64]:
         return self._cols["timestamp"]
