@@ -642,8 +642,8 @@ def compare(
         Labels for figures.
     dequantize
         ``None`` (default): spread requests of a stream whose timestamps sit on a coarse
-        clock uniformly inside their tick (:func:`clock_resolution`,
-        :func:`dequantize`) before gap statistics; ``True``/``False`` force it on/off.
+        clock uniformly inside their tick (:func:`~servegen.metrics.clock_resolution`,
+        :func:`~servegen.metrics.dequantize`) before gap statistics; ``True``/``False`` force it on/off.
         ``iat_cv_raw`` always reports the raw timestamps.
     rng
         Seed or Generator for the de-quantization spread (default 0: reproducible).

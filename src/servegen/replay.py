@@ -65,7 +65,7 @@ def replay_command(
     ----------
     format
         The format the file was written in; ``None`` is returned for a format without a
-        replay tool (see :data:`REPLAY_FORMATS`).
+        replay tool (see :data:`~servegen.replay.REPLAY_FORMATS`).
     path
         The written file, as it should appear in the command.
     n_requests

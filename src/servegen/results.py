@@ -6,32 +6,32 @@ to the request it measured, so latency can be cut by client, session turn or bur
 :func:`slo_table` then gives per-client latency percentiles and SLO attainment, and
 :func:`servegen.plot.latency_over_time` draws latency against the arrival rate.
 
-=========== ============================================== ==================================
-tool        file (how to get it)                           matched to the sent rows by
-=========== ============================================== ==================================
-``aiperf``  ``profile_export.jsonl`` in ``--artifact-dir``  session turns: ``conversation_id``
-                                                           (the ``session_id`` written) and
-                                                           ``turn_index``; other rows: start
-                                                           order
-``vllm``    the result JSON of ``--save-result              position: the lists follow the
-            --save-detailed`` (``--result-filename``)      file's rows (all ``--num-prompts``)
+============ ============================================== ==================================
+tool         file (how to get it)                           matched to the sent rows by
+============ ============================================== ==================================
+``aiperf``   ``profile_export.jsonl`` in ``--artifact-dir`` session turns: ``conversation_id``
+                                                            (the ``session_id`` written) and
+                                                            ``turn_index``; other rows: start
+                                                            order
+``vllm``     the result JSON of ``--save-result             position: the lists follow the
+             --save-detailed`` (``--result-filename``)      file's rows (all ``--num-prompts``)
 ``guidellm`` the JSON report (``--output kind=json``)       start order (GuideLLM sends rows in
-                                                           timestamp order)
-``vidur``   ``request_metrics.csv`` of the simulation      ``Request Id`` (rows in file order)
-=========== ============================================== ==================================
+                                                            timestamp order)
+``vidur``    ``request_metrics.csv`` of the simulation      ``Request Id`` (rows in file order)
+============ ============================================== ==================================
 
 Columns (seconds throughout; NaN where the tool does not report it):
 
-==================== ===============================================================
-``start``            when the request was sent, seconds from the first one
-``ttft``             time to first token
-``tpot``             time per output token after the first (decode time / (n - 1))
-``e2e``              end-to-end latency
-``prompt_tokens``    prompt tokens the tool counted (its tokenizer; may differ a few)
+===================== ===============================================================
+``start``             when the request was sent, seconds from the first one
+``ttft``              time to first token
+``tpot``              time per output token after the first (decode time / (n - 1))
+``e2e``               end-to-end latency
+``prompt_tokens``     prompt tokens the tool counted (its tokenizer; may differ a few)
 ``completion_tokens`` output tokens the tool counted
-``ok``               the request succeeded
-``error``            the tool's error text (None when ok)
-==================== ===============================================================
+``ok``                the request succeeded
+``error``             the tool's error text (None when ok)
+===================== ===============================================================
 
 With ``sent`` (the :class:`~servegen.Requests` written, or :func:`~servegen.read_trace`
 of the written file) the sent columns follow: ``timestamp``, ``client``, ``session``,
@@ -80,7 +80,7 @@ def read_results(path: str | os.PathLike[str], tool: str, *, sent: Any = None) -
     path
         The tool's per-request result file (see the module table).
     tool
-        One of :data:`RESULT_TOOLS` (``vidur`` for both Vidur codebases).
+        One of :data:`~servegen.results.RESULT_TOOLS` (``vidur`` for both Vidur codebases).
     sent
         The requests that were replayed: a :class:`~servegen.Requests` or a canonical
         DataFrame, in the order they were written.

@@ -222,7 +222,7 @@ class Workload:
         return spec
 
     def to_json(self, **kw: Any) -> str:
-        """:meth:`to_dict` as JSON text; :meth:`from_json` reads it back exactly."""
+        """:meth:`to_dict` as JSON text; ``Workload.from_json`` reads it back exactly."""
         return json.dumps(self.to_dict(), **kw)
 
     @classmethod

@@ -117,7 +117,7 @@ def read_trace(
     path
         The file (``.gz`` and other compressed CSV / JSON Lines are read as they are).
     format
-        One of :data:`READ_FORMATS`.
+        One of :data:`~servegen.formats.READ_FORMATS`.
     columns
         For the generic formats (``parquet``, ``csv``, ``jsonl``, ``servegen``) only:
         ``{canonical name: the file's column}``.

@@ -31,7 +31,7 @@ Options: ``block_size`` (512), ``hash_start`` (first fresh id, 0), ``max_tokens`
 the server's context window; when given, outputs are cut to ``max_tokens - 1`` and
 prompts so that prompt + output fits, keeping their first blocks, and the number of
 requests changed is reported as a :class:`~servegen.formats.ContextWarning`; see
-:mod:`servegen.formats._context`).
+``servegen.formats._context``).
 
 Reading
 -------

@@ -44,7 +44,7 @@ Counts below 1: Vidur needs every count to be >= 1. With ``clamp=True`` (the def
 Context window: Vidur shortens a prompt silently when prompt + output exceeds its
 ``max_tokens`` (4096 by default) and crashes when an output alone reaches it. The
 ``max_tokens`` option (default 4096, Vidur's default; pass the value you give Vidur,
-or None to keep every length) applies the rule of :mod:`servegen.formats._context`:
+or None to keep every length) applies the rule of ``servegen.formats._context``:
 ``output = min(output, max_tokens - 1)``, then ``prompt = min(prompt, max_tokens -
 output)``, and reports how many requests it changed as a
 :class:`~servegen.formats.ContextWarning`.
