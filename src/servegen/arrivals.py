@@ -273,7 +273,8 @@ class Gamma(_Renewal):
 class Weibull(_Renewal):
     """Weibull renewal arrivals with ``rate`` (req/s) and inter-arrival ``cv`` (> 0).
 
-    The shape ``k`` solves the CV equation (:func:`~servegen.arrivals.weibull_shape`); the scale gives mean 1/rate.
+    The shape ``k`` solves the CV equation (:func:`~servegen.arrivals.weibull_shape`); the
+    scale gives mean 1/rate.
 
     >>> round(float(weibull_shape(6.0)[0]), 4)
     0.2862
