@@ -111,3 +111,18 @@ def test_compare_has_no_empty_last_window() -> None:
     df = pd.DataFrame({"timestamp": np.arange(0.5, 1200, 1.0), "input_tokens": 1, "output_tokens": 1})
     w = sg.compare(df, df, window=600).windows
     assert w["start"].tolist() == [0.0, 600.0] and (w["rate_a"] == 1.0).all()
+
+
+def test_fit_shows_a_status_on_a_terminal(tmp_path: Path, capsys, monkeypatch) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.chdir(tmp_path)
+    term = Tty()
+    monkeypatch.setattr(sys, "stderr", term)
+    code = cli.main(["fit", str(FORMATS / "tiny.vllm.jsonl"), "-o", "w.json"])
+    assert code == 0 and (tmp_path / "w.json").exists()
+    assert "fitting 3 requests in 10m windows" in term.getvalue()

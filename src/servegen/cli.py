@@ -310,6 +310,21 @@ def _progress(chunks: Iterable[Any], total: float, quiet: bool) -> Iterator[Any]
             yield c
 
 
+def _status(text: str) -> Any:
+    """A spinner with the elapsed time on stderr when it is a terminal (a long fit shows life)."""
+    import contextlib
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn(text), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)  # fmt: skip
+    progress.add_task(text, total=None)
+    return progress
+
+
 class _Counter:
     """Pass chunks through, counting requests (for the summary line)."""
 
@@ -465,7 +480,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .fit import fit
 
     df = _read(args.trace, args.format)
-    wl = fit(df, window=args.window, client=args.client, rng=args.seed, sessions=args.sessions)
+    with _status(f"fitting {len(df):,} requests in {_human(args.window)} windows"):
+        wl = fit(df, window=args.window, client=args.client, rng=args.seed, sessions=args.sessions)
     text = wl.to_json(indent=1)
     path = atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n"))
     print(f"wrote {path}: {len(wl.clients)} client(s) fitted on {len(df):,} requests", file=sys.stderr)
