@@ -226,9 +226,7 @@ class Client(Frozen):
                 )
                 if not ((ratio >= 0) & (ratio <= 1)).all():
                     raise ValueError("`reasoning.ratio`: draws must lie in [0, 1]")
-                # At least one answer token: a response ends with its answer.
-                out = cols["output_tokens"]
-                reasoning = np.minimum(np.rint(ratio * out).astype(np.int64), out - 1)
+                reasoning = np.rint(ratio * cols["output_tokens"]).astype(np.int64)
                 cols["reasoning_tokens"] = reasoning
                 cols["answer_tokens"] = cols["output_tokens"] - reasoning
             else:
