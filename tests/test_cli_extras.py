@@ -126,3 +126,15 @@ def test_fit_shows_a_status_on_a_terminal(tmp_path: Path, capsys, monkeypatch) -
     code = cli.main(["fit", str(FORMATS / "tiny.vllm.jsonl"), "-o", "w.json"])
     assert code == 0 and (tmp_path / "w.json").exists()
     assert "fitting 3 requests in 10m windows" in term.getvalue()
+
+
+def test_requests_with_column_attributes_still_pickle() -> None:
+    import pickle
+
+    import numpy as np
+
+    import servegen as sg
+
+    r = sg.Requests({"timestamp": np.zeros(1), "client": np.zeros(1, np.int32), "input_tokens": np.ones(1, np.int64),
+                     "output_tokens": np.ones(1, np.int64)}, clients=[0])  # fmt: skip
+    assert pickle.loads(pickle.dumps(r)).equals(r)

@@ -179,11 +179,12 @@ class Requests:
 
     def __getattr__(self, name: str) -> Any:
         """Every column as an attribute: ``r.input_tokens_total`` is ``r["input_tokens_total"]``."""
-        if not name.startswith("_"):  # private names (and unpickling's probes) stay missing
-            try:
-                return self[name]
-            except KeyError:
-                pass
+        if name.startswith("_"):  # private names, and unpickling's probes before _cols exists
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            pass
         raise AttributeError(
             f"'Requests' object has no attribute or column {name!r}; columns: {self.columns}"
         )
