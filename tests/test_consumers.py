@@ -195,3 +195,31 @@ def test_replay_command_units_and_counts() -> None:
     assert sg.replay_command("csv", "x.csv", n_requests=5) is None
     with pytest.raises(ValueError, match="`n_requests` must be an integer >= 0, got -1"):
         sg.replay_command("vllm", "x.jsonl", n_requests=-1)
+
+
+# -- optional: the consumer's own loader, when it is installed ------------------------------
+def test_vidur_real_trace_replay_loader(tmp_path: Path) -> None:
+    """Vidur's TraceReplayRequestGenerator reads the export of its codebase unchanged.
+
+    Skipped unless Vidur is importable (``pip install vidur`` 0.0.26, or the GitHub source
+    on the path); its trace loader needs only numpy and pandas.
+    """
+    dataclasses = pytest.importorskip("dataclasses")
+    config = pytest.importorskip("vidur.config")
+    replay = pytest.importorskip("vidur.request_generator.trace_replay_request_generator")
+    fields = {f.name for f in dataclasses.fields(config.TraceRequestGeneratorConfig)}
+    fmt = "vidur_pip" if "date" in fields else "vidur"  # the package-index codebase has a date
+    reqs = long_requests()
+    with pytest.warns(ContextWarning):
+        path = write(reqs, tmp_path / "t.csv", fmt)
+    cfg = config.TraceRequestGeneratorConfig(
+        trace_file=str(path),
+        prefill_scale_factor=1,
+        decode_scale_factor=1,
+        time_scale_factor=1,
+        max_tokens=4096,
+    )
+    got = replay.TraceReplayRequestGenerator(cfg).generate_requests()
+    assert [r.arrived_at for r in got] == [0.0, 0.5, 1.0, 2.0]
+    assert [r.num_prefill_tokens for r in got] == [1, 1, 3896, 100]  # nothing left for Vidur to cut
+    assert [r.num_decode_tokens for r in got] == [4095, 4095, 200, 50]
