@@ -223,3 +223,19 @@ def test_vidur_real_trace_replay_loader(tmp_path: Path) -> None:
     assert [r.arrived_at for r in got] == [0.0, 0.5, 1.0, 2.0]
     assert [r.num_prefill_tokens for r in got] == [1, 1, 3896, 100]  # nothing left for Vidur to cut
     assert [r.num_decode_tokens for r in got] == [4095, 4095, 200, 50]
+
+
+def test_aiperf_turn_time_timestamp(tmp_path: Path) -> None:
+    # Every turn carries its own ms timestamp (AIPerf's fixed schedule sends a later turn
+    # then, or right after the previous one completes); lengths keep the per-turn meaning.
+    out = write(sessions_requests(), tmp_path / "s.jsonl", "aiperf", turn_time="timestamp")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["timestamp"] for r in rows] == [0, 1000, 2000, 3000, 4000, 5500]
+    assert all("delay" not in r for r in rows)
+    assert [r["input_length"] for r in rows] == [1100, 10, 200, 30, 25, 700]
+    assert [r.get("session_id") for r in rows] == ["1", None, "2", "1", "2", "1"]
+    df = read_trace(out, "aiperf")
+    assert df.timestamp.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.5]
+    assert df.input_tokens.tolist() == [1100, 10, 200, 1180, 325, 1900]
+    with pytest.raises(ValueError, match=r"aiperf: `turn_time` must be 'delay' or 'timestamp', got 'start'"):
+        write(sessions_requests(), tmp_path / "t.jsonl", "aiperf", turn_time="start")

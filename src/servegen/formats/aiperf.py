@@ -47,7 +47,13 @@ millisecond times, so ``timestamp + sum(delay)`` recovers each turn's rounded ar
 exactly. ``turn``, ``parent``, clients, image counts and reasoning tokens are not
 written.
 
-Options: ``block_size`` (512), ``hash_start`` (0), ``max_tokens`` (None; as for
+``turn_time="timestamp"`` writes every turn's own ``timestamp`` instead of a ``delay``:
+AIPerf's fixed schedule then sends a later turn at its generated time, or as soon as
+the previous turn completes when that is later (AIPerf 0.13 ``fixed_schedule``), so a
+session keeps its generated timing unless the server is slower than the think time.
+
+Options: ``block_size`` (512), ``hash_start`` (0), ``turn_time`` (``"delay"``),
+``max_tokens`` (None; as for
 :mod:`.mooncake`, applied to outputs and to full prompts, i.e. first turns and rows
 outside sessions: a later turn's history is AIPerf's own, so bound a session's context
 when generating, with ``Session(context_limit=...)``).
@@ -141,8 +147,18 @@ class AiperfWriter(MooncakeWriter):
 
     name = "aiperf"
 
-    def __init__(self, *, block_size: int = 512, hash_start: int = 0, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        block_size: int = 512,
+        hash_start: int = 0,
+        max_tokens: int | None = None,
+        turn_time: str = "delay",
+    ) -> None:
         super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
+        if turn_time not in ("delay", "timestamp"):
+            raise ValueError(f"aiperf: `turn_time` must be 'delay' or 'timestamp', got {turn_time!r}")
+        self.turn_time = turn_time
         # session -> its last turn's ms, text context and kept answer, across chunks
         self._prev = pd.DataFrame(columns=["ms", "text", "kept"], dtype=np.float64)
 
@@ -189,9 +205,10 @@ class AiperfWriter(MooncakeWriter):
         keep = np.where(later, -(-length // self.hash_ids.block_size), np.diff(offsets))
         offsets, values = take_blocks(offsets, values, keep, tail=True)
         session_id = _session_strings(s)
+        by_delay = later & (self.turn_time == "delay")
         time_piece = _io.join(
-            _io.optional(later, '"delay": ', _io.ints(delay)),
-            _io.optional(~later, '"timestamp": ', _io.ints(ms)),
+            _io.optional(by_delay, '"delay": ', _io.ints(delay)),
+            _io.optional(~by_delay, '"timestamp": ', _io.ints(ms)),
         )
         return _io.join(
             "{",
