@@ -69,7 +69,7 @@ def burn_in_span(client: Any, rng: np.random.Generator) -> float:
     duration of :data:`PILOT` sessions drawn from ``client``'s models at t = 0.
 
     A session's duration is the sum of its gaps between turns (the previous turn's
-    output at ``response_rate`` plus a think time), as :func:`~servegen.sessions.build_turns`
+    output at ``response_rate`` plus a think time), as ``servegen.sessions.build_turns``
     places them.
     """
     s = client.session
