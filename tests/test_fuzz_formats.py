@@ -29,6 +29,7 @@ GOLDEN = {
     "tiny.azure.csv": "azure", "tiny.burstgpt.csv": "burstgpt", "tiny.csv": "csv",
     "tiny.guidellm.jsonl": "guidellm", "tiny.jsonl": "jsonl", "tiny.llmservingsim.jsonl": "llmservingsim",
     "tiny.mooncake.jsonl": "mooncake", "tiny.vidur.csv": "vidur", "tiny.vllm.jsonl": "vllm",
+    "tiny.vidur_pip.csv": "vidur_pip", "sessions.aiperf.jsonl": "aiperf",
 }  # fmt: skip
 MUTATIONS = 30
 # Bytes that make the most trouble in CSV / JSON: separators, quotes, brackets, digits, signs, high bytes.
