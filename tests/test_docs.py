@@ -74,7 +74,18 @@ def test_api_reference_lists_every_public_name():
     text = (DOCS / "api.rst").read_text()
     listed = set(re.findall(r"^   (\w+)$", text, re.M))
     assert set(sg.__all__) - {"__version__"} <= listed
-    modules = {"arrivals", "sessions", "warm_start", "formats", "metrics", "plot", "replay", "results", "cli"}
+    modules = {
+        "arrivals",
+        "sessions",
+        "warm_start",
+        "burst_fit",
+        "formats",
+        "metrics",
+        "plot",
+        "replay",
+        "results",
+        "cli",
+    }
     assert listed - set(sg.__all__) == modules | {"dask_fit", "dask_sample"}
 
 
