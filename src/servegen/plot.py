@@ -417,6 +417,7 @@ def comparison(windows: pd.DataFrame, a: Any, b: Any, names: Sequence[str]) -> F
             ax.plot(np.maximum(np.quantile(v, levels), 0.5), levels, label=label)
         ax.set(xscale="log", xlabel="tokens", ylabel="CDF", title=title)
         ax.legend()
+    return fig
 
 
 def latency_over_time(
