@@ -120,12 +120,16 @@ def test_fit_shows_a_status_on_a_terminal(tmp_path: Path, capsys, monkeypatch) -
         def isatty(self) -> bool:
             return True
 
+    import servegen as sg
+
     monkeypatch.chdir(tmp_path)
+    client = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=sg.LogNormal(mu=5, sigma=1), output_tokens=9)
+    n = len(client.sample(1200, rng=0).to_format("t.jsonl", "guidellm").read_text().splitlines())
     term = Tty()
     monkeypatch.setattr(sys, "stderr", term)
-    code = cli.main(["fit", str(FORMATS / "tiny.vllm.jsonl"), "-o", "w.json"])
-    assert code == 0 and (tmp_path / "w.json").exists()
-    assert "fitting 3 requests in 10m windows" in term.getvalue()
+    code = cli.main(["fit", "t.jsonl", "-o", "w.json"])
+    assert code == 0 and (tmp_path / "w.json").exists(), term.getvalue()
+    assert f"fitting {n:,} requests in 10m windows" in term.getvalue()
 
 
 def test_requests_with_column_attributes_still_pickle() -> None:
