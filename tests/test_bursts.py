@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -308,3 +310,11 @@ def test_fitted_bursty_workload_round_trips_through_json():
     assert '"kind":"onoff_renewal"' in spec.replace(" ", "")
     back = sg.Workload.from_json(spec)
     assert np.array_equal(back.sample(3600, rng=4).timestamp, wl.sample(3600, rng=4).timestamp)
+
+
+def test_fit_of_a_one_window_trace_with_few_requests():
+    # one schedule piece: the model-change mask is empty and must still be boolean
+    trace = sg.read_trace(Path(__file__).parent / "data" / "formats" / "tiny.vllm.jsonl", "vllm")
+    wl = sg.fit(trace)
+    assert len(wl.keys) == trace["client"].nunique() if "client" in trace else len(wl.keys) == 1
+    assert np.isfinite(wl.sample(60.0, rng=0).timestamp).all()

@@ -104,7 +104,7 @@ def client_schedule(
     )
     keep = np.ones(times.size, dtype=bool)
     keep[1:] = (rates[1:] != rates[:-1]) | (cvs[1:] != cvs[:-1]) | (laws[1:] != laws[:-1])
-    keep[1:] |= np.array([a is not b for a, b in zip(models[1:], models[:-1], strict=True)])
+    keep[1:] |= np.array([a is not b for a, b in zip(models[1:], models[:-1], strict=True)], dtype=bool)
     any_model = any(m is not None for m in models)
     return ArrivalSchedule(
         times=times[keep],
