@@ -41,8 +41,8 @@ from .arrivals import ArrivalSchedule, Gamma, Poisson
 from .client import Client
 from .distributions import Constant, Empirical
 from .metrics import as_trace, clock_resolution, dequantize
+from .session_starts import starts_schedule
 from .sessions import Session, SharedPrefix
-from .workload import Workload
 
 __all__ = ["SESSION_COLUMNS", "fit_conversations", "fit_sessions", "infer_block_size", "link_turns"]
 
@@ -256,54 +256,17 @@ def fit_sessions(
     return client.model_copy(update={"arrival": arrival})
 
 
-#: Warm-started replicas of a fitted client that give the time profile of its orphans.
-REPLICAS = 10
-
-
-def _without_orphans(client: Client, start: float, end: float, rng: Any) -> Client:
-    """``client`` with the orphan first turns taken out of its schedule of session starts.
-
-    A trace starts in the middle of its conversations: the first turn it shows of one
-    begun earlier has no parent, so it counts as a session start (an *orphan*). The warm
-    start regenerates those conversations, so left among the starts they would come
-    twice and the first minutes would run hot (a stationary synthetic hour: +40 % in
-    its first 5 minutes). The orphans' time profile comes from ``REPLICAS`` warm-started
-    replicas of the fitted client (Poisson starts at the schedule's median rate); their
-    number is fitted to the recorded starts per piece (least squares with a constant
-    rate, between 0 and the replicas' number: a recording that starts partly cold has
-    fewer) and that many are subtracted, keeping at least a fifth of each piece's rate.
-    """
-    a = client.arrival
-    if client.session is None or not isinstance(a, ArrivalSchedule) or not (a.rates > 0).any():
-        return client
-    lam = float(np.median(a.rates[a.rates > 0]))
-    replicas = client.model_copy(update={"arrival": Poisson(rate=lam * REPLICAS)})
-    seed = int(generator(rng).integers(2**62))
-    r = Workload([replicas]).sample(max(end - start, 1.0), rng=seed)
-    orphans = start + r.timestamp[(r["turn"] > 1) & (r["parent"] < 0)]
-    edges = np.append(a.times, max(end, a.times[-1] + 1.0))
-    widths = np.diff(edges)
-    profile = np.histogram(orphans, edges)[0] / REPLICAS  # expected orphans per piece
-    expected = float(profile.sum())
-    if expected <= 0:
-        return client
-    design = np.column_stack([widths, profile / expected])
-    (_, n), *_ = np.linalg.lstsq(design, a.rates * widths, rcond=None)
-    rates = np.maximum(a.rates - np.clip(n, 0.0, expected) * profile / expected / widths, 0.2 * a.rates)
-    return client.model_copy(
-        update={"arrival": ArrivalSchedule(times=a.times, rates=rates, cvs=a.cvs, laws=a.laws)}
-    )
-
-
 def fit_conversations(trace: Any, fit: Callable[..., Any], args: dict[str, Any], *, sessions: Any) -> Any:
     """``fit``'s conversation path: sessions and prefixes per client, arrivals of starts.
 
     Each client's turns are linked (:func:`fit_sessions`' rules) and its session model
     fitted; ``fit`` (given by the caller: this module does not import it) then fits the
-    arrival schedule of the session starts alone with ``args``, so their rates per
-    window, burstiness and clock handling are fitted as for any trace, and the first
-    turns of conversations begun before the recording are taken out of those starts
-    (:func:`_without_orphans`: the warm start brings them back). ``sessions``:
+    arrival schedule of ALL the requests with ``args`` (rates per window, burstiness and
+    clock handling as for any trace), and the schedule of session starts is the one
+    whose whole regenerated stream follows it (:func:`~servegen.session_starts.starts_schedule`:
+    the whole stream's rate minus the expected later turns, warm-started ones included,
+    so the first turns of conversations begun before the recording are not doubled).
+    ``sessions``:
     ``True`` requires the structure; ``None`` returns None when the trace has none.
     """
     if sessions not in (None, True):
@@ -342,16 +305,20 @@ def fit_conversations(trace: Any, fit: Callable[..., Any], args: dict[str, Any],
         parts.append((rows, g, _links(g, block_size)))
     if not required and not any(lk.cont.any() or lk.prefix is not None for _, _, lk in parts):
         return None
-    roots = df.iloc[np.sort(np.concatenate([rows[~lk.cont] for rows, _, lk in parts]))]
-    starts = fit(roots, **{**args, "sessions": False})
-    t, clients = df["timestamp"].to_numpy(dtype=np.float64), {}
+    n_starts = sum(int((~lk.cont).sum()) for _, _, lk in parts)
+    whole = fit(df, **{**args, "sessions": False})
+    end, seeds = float(df["timestamp"].max()), generator(args.get("rng", 0))
+    clients = {}
     for key, (_, g, lk) in zip(keys, parts, strict=True):
-        c = _session_client(g, lk, block_size, 50.0).model_copy(
-            update={"arrival": starts.clients[key].arrival}
-        )
-        clients[key] = _without_orphans(c, float(t[0]), float(t[-1]), args.get("rng"))
-    info = {**starts.info, "sessions": True, "n_requests": len(df), "session_starts": len(roots)}
+        c = _session_client(g, lk, block_size, 50.0)
+        total = whole.clients[key].arrival
+        if not isinstance(total, ArrivalSchedule):  # fit gives schedules; keep it exact otherwise
+            raise TypeError(f"fit: conversations need an ArrivalSchedule of the whole stream, got {total!r}")
+        share = float((~lk.cont).mean())
+        arrival = starts_schedule(c, total, end, start_share=share, rng=int(seeds.integers(2**62)))
+        clients[key] = c.model_copy(update={"arrival": arrival})
+    info = {**whole.info, "sessions": True, "n_requests": len(df), "session_starts": n_starts}
     info["block_size"] = block_size
-    wl = type(starts)(clients, report=starts.report, info=info)
+    wl = type(whole)(clients, report=whole.report, info=info)
     wl.block_size = None if block_size is None or "hash_ids" not in df.columns else int(block_size)
     return wl
