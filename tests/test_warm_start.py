@@ -208,11 +208,16 @@ def test_mooncake_conversation_hour_count_and_reuse(conversation_trace):
     runs = [wl.sample(duration, rng=s) for s in range(3)]
     # a cold start was 7-8 % short; warm, the mean over 3 seeds is within 3 %
     assert np.mean([len(r) for r in runs]) / len(trace) == pytest.approx(1.0, abs=0.03)
+    t = trace.timestamp.to_numpy()
+    recorded = ((t < 300).sum() / 300) / ((t >= 300).sum() / (duration - 300))  # 0.89 on the real hour
     for r in runs:
         t = r.timestamp
         assert len(r) / len(trace) == pytest.approx(1.0, abs=0.05)
-        # no ramp-up, and no hot start from conversations counted twice (fit's orphans)
-        assert ((t < 300).sum() / 300) / ((t >= 300).sum() / (duration - 300)) == pytest.approx(1.0, abs=0.1)
+        # no ramp-up, and no hot start from conversations counted twice (fit's orphans):
+        # the first 5 minutes run at the recording's own pace (the fit follows its rates)
+        assert ((t < 300).sum() / 300) / ((t >= 300).sum() / (duration - 300)) == pytest.approx(
+            recorded, abs=0.1
+        )
         assert prefix_hit_rate(r) == pytest.approx(prefix_hit_rate(trace), abs=0.07)  # 0.395-0.43
         assert stats.ks_2samp(r.input_tokens, trace.input_tokens).statistic <= 0.05
         assert stats.ks_2samp(r.output_tokens, trace.output_tokens).statistic <= 0.05

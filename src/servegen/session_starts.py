@@ -43,7 +43,9 @@ ITERATIONS = 3
 FLOOR = 0.2
 
 
-def _continuations(client: Any, rates: NDArray[np.float64], total: ArrivalSchedule, end: float, rng: Any) -> NDArray[np.float64]:
+def _continuations(
+    client: Any, rates: NDArray[np.float64], total: ArrivalSchedule, end: float, rng: Any
+) -> NDArray[np.float64]:
     """Expected rate of later turns per piece of ``total`` when starts follow ``rates``."""
     sched = _schedule(total, rates * REPLICAS, total.cvs)
     r = Workload([client.model_copy(update={"arrival": sched})]).sample(end, rng=rng)
@@ -52,7 +54,9 @@ def _continuations(client: Any, rates: NDArray[np.float64], total: ArrivalSchedu
     return np.histogram(later, edges)[0] / REPLICAS / np.diff(edges)
 
 
-def _schedule(total: ArrivalSchedule, rates: NDArray[np.float64], cvs: NDArray[np.float64]) -> ArrivalSchedule:
+def _schedule(
+    total: ArrivalSchedule, rates: NDArray[np.float64], cvs: NDArray[np.float64]
+) -> ArrivalSchedule:
     """``total``'s pieces and laws at new rates and CVs (a "model" piece at the new rate)."""
     models = None
     if total.models is not None:
@@ -63,7 +67,9 @@ def _schedule(total: ArrivalSchedule, rates: NDArray[np.float64], cvs: NDArray[n
     return ArrivalSchedule(times=total.times, rates=rates, cvs=cvs, laws=total.laws, models=models)
 
 
-def starts_schedule(client: Any, total: ArrivalSchedule, end: float, *, start_share: float, rng: Any) -> ArrivalSchedule:
+def starts_schedule(
+    client: Any, total: ArrivalSchedule, end: float, *, start_share: float, rng: Any
+) -> ArrivalSchedule:
     """The schedule of ``client``'s session starts whose whole stream follows ``total``.
 
     ``client``: the fitted conversation client (its session model is used, its arrival
