@@ -965,7 +965,7 @@ class FittedWorkload(Workload):
         (windows with too few requests, fitted as Poisson), per-client
         ``io_spearman``, ``dependence`` (per client: whether it was carried into the model) and,
         for parametric lengths, ``length_fits``. With conversations: ``sessions`` (True),
-        ``session_starts`` (the requests the arrivals were fitted to) and ``block_size``.
+        ``session_starts`` (the first turns in the trace) and ``block_size``.
     """
 
     def __init__(self, clients: Any, *, report: pd.DataFrame, info: dict[str, Any]) -> None:
@@ -1051,8 +1051,8 @@ def fit(
     sessions
         ``None`` (default): when the trace carries conversations or shared prefixes (a
         ``hash_ids``, ``session`` or ``parent`` column, e.g. Mooncake, Bailian), model
-        them (:func:`~servegen.fit_sessions`' rules, per client) and fit the arrivals of
-        the session starts as above; the workload gets ``block_size`` (the argument, the
+        them (:func:`~servegen.fit_sessions`' rules, per client), fit all arrivals as above,
+        starts per ``servegen.session_starts``; the workload gets ``block_size`` (the argument, the
         trace's ``attrs["block_size"]``, or inferred from ``hash_ids``) so it regenerates
         block hashes too. ``True``: require it; ``False``: fit every request as an arrival.
 
