@@ -16,10 +16,11 @@ turns seen of conversations begun before the recording). ``c`` is linear in ``s`
 (gain ``mean turns - 1``, spread over a session's duration); the solution is the
 multiplicative iteration ``s <- s r / (s + c(s))`` from the recorded share of first
 turns, :data:`ITERATIONS` steps, with ``c`` measured on :data:`REPLICAS` superposed
-replicas of the client (a simulation: the session model has no closed form for its
-turn times). A stationary piece converges in one step. Each piece keeps
-the whole stream's law; a Gamma or Weibull piece's CV is raised so that starts plus
-(Poisson-like) later turns keep the piece's dispersion: ``cv_s² s + c = cv² r``.
+replicas of the client (fewer for long recordings, see :data:`SIMULATED`; a
+simulation: the session model has no closed form for its turn times). A stationary
+piece converges in one step. Each piece keeps the whole stream's law; a Gamma or
+Weibull piece's CV is raised so that starts plus (Poisson-like) later turns keep the
+piece's dispersion: ``cv_s² s + c = cv² r``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from ._rng import generator
 from .arrivals import ArrivalSchedule
 from .workload import Workload
 
-__all__ = ["ITERATIONS", "REPLICAS", "starts_schedule"]
+__all__ = ["ITERATIONS", "REPLICAS", "SIMULATED", "starts_schedule"]
 
 #: Superposed replicas of a client whose later turns give the expected continuation rate.
 REPLICAS = 10
+#: At most about this many requests per simulation: a long recording gets fewer replicas
+#: (a fraction of one for more than this many requests), which its counts per piece allow.
+SIMULATED = 500_000
 #: Steps of the iteration ``s <- s r / (s + c(s))``.
 ITERATIONS = 3
 #: The starts keep at least this fraction of the whole stream's rate in every piece.
@@ -47,11 +51,14 @@ def _continuations(
     client: Any, rates: NDArray[np.float64], total: ArrivalSchedule, end: float, rng: Any
 ) -> NDArray[np.float64]:
     """Expected rate of later turns per piece of ``total`` when starts follow ``rates``."""
-    sched = _schedule(total, rates * REPLICAS, total.cvs)
-    r = Workload([client.model_copy(update={"arrival": sched})]).sample(end, rng=rng)
     edges = np.append(total.times, max(end, float(total.times[-1]) + 1.0))
+    widths = np.diff(edges)
+    expected = float((np.asarray(total.rates) * np.minimum(widths, np.maximum(end - edges[:-1], 0))).sum())
+    replicas = min(REPLICAS, SIMULATED / max(expected, 1.0))
+    sched = _schedule(total, rates * replicas, total.cvs)
+    r = Workload([client.model_copy(update={"arrival": sched})]).sample(end, rng=rng)
     later = r.timestamp[r["turn"] > 1]
-    return np.histogram(later, edges)[0] / REPLICAS / np.diff(edges)
+    return np.histogram(later, edges)[0] / replicas / widths
 
 
 def _schedule(
