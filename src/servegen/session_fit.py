@@ -315,7 +315,16 @@ def fit_conversations(trace: Any, fit: Callable[..., Any], args: dict[str, Any],
         if not isinstance(total, ArrivalSchedule):  # fit gives schedules; keep it exact otherwise
             raise TypeError(f"fit: conversations need an ArrivalSchedule of the whole stream, got {total!r}")
         share = float((~lk.cont).mean())
-        arrival = starts_schedule(c, total, end, start_share=share, rng=int(seeds.integers(2**62)))
+        shrink = whole.info.get("rate_shrink", {}).get(key)
+        arrival = starts_schedule(
+            c,
+            total,
+            end,
+            start_share=share,
+            rng=int(seeds.integers(2**62)),
+            window=args["window"],
+            shrink=shrink,
+        )
         clients[key] = c.model_copy(update={"arrival": arrival})
     info = {**whole.info, "sessions": True, "n_requests": len(df), "session_starts": n_starts}
     info["block_size"] = block_size
