@@ -126,3 +126,26 @@ def test_cli_fit_sessions_then_generate(conversation_trace, tmp_path, capsys):
     synthetic = sg.read_trace(out, format="mooncake")
     assert synthetic.hash_ids.map(len).sum() > 0
     assert prefix_hit_rate(synthetic) > 0.2  # prefixes and sessions are shared again
+
+
+def test_parent_rows_of_a_multi_client_trace_in_any_row_order():
+    """``parent`` holds rows of the whole trace: split by client (and sorted by time) they
+    are remapped (was an IndexError), so they link the same turns as the ``session`` column."""
+    s = sg.Session(turns=sg.Empirical(values=[1, 4], probs=[0.5, 0.5]), think_time=30, new_tokens=40)
+    wl = sg.Workload(
+        {k: sg.Client(arrival=sg.Poisson(rate=1 + k), input_tokens=300, output_tokens=50, session=s) for k in range(3)}
+    )
+    df = wl.sample(900, rng=2).to_pandas()
+    want = sg.fit(df.drop(columns="parent"), client="client", rate_window=None)
+    assert sg.fit(df.drop(columns="session"), client="client", rate_window=None).clients == want.clients
+    perm = np.random.default_rng(0).permutation(len(df))  # rows shuffled, parents follow them
+    shuffled = df.drop(columns="session").iloc[perm].reset_index(drop=True)
+    new_row = np.argsort(perm)
+    shuffled["parent"] = np.where(shuffled["parent"] >= 0, new_row[shuffled["parent"].clip(lower=0)], -1)
+    assert sg.fit(shuffled, client="client", rate_window=None).clients == want.clients
+    with pytest.raises(ValueError, match=r"`parent` holds row 1000000 of a \d+-row trace"):
+        sg.fit(df.drop(columns="session").assign(parent=10**6), client="client")
+    late = df.drop(columns="session").assign(parent=-1)
+    late.loc[3, "parent"] = 7
+    with pytest.raises(ValueError, match=r"`parent` of row 3 is row 7, which does not come before it"):
+        sg.fit(late, client="client")

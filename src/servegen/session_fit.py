@@ -44,7 +44,15 @@ from .metrics import as_trace, clock_resolution, dequantize
 from .session_starts import starts_schedule
 from .sessions import Session, SharedPrefix
 
-__all__ = ["SESSION_COLUMNS", "fit_conversations", "fit_sessions", "infer_block_size", "link_turns"]
+__all__ = [
+    "SESSION_COLUMNS",
+    "client_links",
+    "fit_conversations",
+    "fit_sessions",
+    "infer_block_size",
+    "link_turns",
+    "session_client",
+]
 
 
 def link_turns(hash_ids: Any) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -214,6 +222,51 @@ def _session_client(df: pd.DataFrame, links: _Links, block_size: int | None, res
     )
 
 
+def session_client(df: pd.DataFrame, links: _Links, block_size: int | None) -> Client:
+    """:func:`_session_client` at ``fit``'s response rate (50 tokens/s)."""
+    return _session_client(df, links, block_size, 50.0)
+
+
+def _local_parents(parent: Any, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``parent`` row ids as rows of a client's time-sorted sub-trace whose rows have ``ids``.
+
+    A parent that is not one of the client's rows (another client's request) makes the
+    turn a session start: a conversation stays with one client in the model.
+    """
+    p = np.asarray(parent, dtype=np.int64)
+    pos = pd.Index(ids).get_indexer(p)  # -1: not a row of this client
+    pos[p < 0] = -1
+    late = np.flatnonzero(pos >= np.arange(p.size))
+    if late.size:
+        i = int(late[0])
+        raise ValueError(
+            f"fit: `parent` of row {int(ids[i])!r} is row {int(p[i])!r}, which does not come before it "
+            "in time: a turn's parent must be an earlier request"
+        )
+    return pos
+
+
+def client_links(
+    df: pd.DataFrame, codes: NDArray[np.intp], keys: list[Any], block_size: int | None
+) -> list[tuple[NDArray[np.intp], pd.DataFrame, _Links]]:
+    """Per client: its rows in ``df``, its sub-trace and its links (``_links``).
+
+    ``df`` is time-sorted (ties in trace order) with a ``_row`` column: each row's position
+    in the trace as given, which explicit ``parent`` values refer to; they are remapped to
+    rows of the client's sub-trace (:func:`_local_parents`).
+    """
+    ids = df["_row"].to_numpy(dtype=np.int64)
+    remap = "parent" in df.columns and "session" not in df.columns
+    parts = []
+    for code in range(len(keys)):
+        rows = np.flatnonzero(codes == code)
+        g = df.iloc[rows].reset_index(drop=True)
+        if remap:
+            g["parent"] = _local_parents(g["parent"], ids[rows])
+        parts.append((rows, g, _links(g, block_size)))
+    return parts
+
+
 def _check_trace(trace: pd.DataFrame, who: str) -> pd.DataFrame:
     for col in ("timestamp", "input_tokens", "output_tokens"):
         if col not in trace.columns:
@@ -294,23 +347,21 @@ def fit_conversations(trace: Any, fit: Callable[..., Any], args: dict[str, Any],
         block_size = infer_block_size(trace["hash_ids"], trace["input_tokens"])
         if block_size is None and required and not {"session", "parent"} & set(trace.columns):
             raise ValueError("fit(sessions=True): give `block_size` (the trace does not record one)")
-    df = _check_trace(trace, "fit")
+    df = _check_trace(trace.assign(_row=np.arange(len(trace))), "fit")
+    if "parent" in df.columns and "session" not in df.columns and (df["parent"] >= len(df)).any():
+        raise ValueError(f"fit: `parent` holds row {int(df['parent'].max())!r} of a {len(df)}-row trace")
     tr = as_trace(df, client=args.get("client"), by=args.get("by"))
     codes = np.zeros(len(df), dtype=np.intp) if tr.codes is None else tr.codes
     keys = [0] if tr.codes is None else tr.keys
-    parts = []
-    for code in range(len(keys)):
-        rows = np.flatnonzero(codes == code)
-        g = df.iloc[rows].reset_index(drop=True)
-        parts.append((rows, g, _links(g, block_size)))
+    parts = client_links(df, codes, keys, block_size)
     if not required and not any(lk.cont.any() or lk.prefix is not None for _, _, lk in parts):
         return None
     n_starts = sum(int((~lk.cont).sum()) for _, _, lk in parts)
-    whole = fit(df, **{**args, "sessions": False})
+    whole = fit(df.drop(columns="_row"), **{**args, "sessions": False})
     end, seeds = float(df["timestamp"].max()), generator(args.get("rng", 0))
     clients = {}
     for key, (_, g, lk) in zip(keys, parts, strict=True):
-        c = _session_client(g, lk, block_size, 50.0)
+        c = session_client(g, lk, block_size)
         total = whole.clients[key].arrival
         if not isinstance(total, ArrivalSchedule):  # fit gives schedules; keep it exact otherwise
             raise TypeError(f"fit: conversations need an ArrivalSchedule of the whole stream, got {total!r}")
