@@ -155,25 +155,82 @@ def test_resorted_and_dequantize_and_bad_input(cluster, dataset, tmp_path):
         sg.fit(str(tmp_path / "nope"), client="client")
 
 
-def test_conversations_are_not_fitted_out_of_core(cluster, tmp_path):
+def _conversation_trace() -> pd.DataFrame:
+    """6 clients with 1-4 turn sessions, three of them with shared prefixes (16-token blocks)."""
     session = sg.Session(turns=sg.Empirical(values=[1, 4], probs=[0.5, 0.5]), think_time=30, new_tokens=40)
+    prefix = sg.SharedPrefix(groups=2, popularity=sg.Empirical(values=[1, 2], probs=[0.7, 0.3]), tokens=64)
     wl = sg.Workload(
         {
-            k: sg.Client(arrival=sg.Poisson(rate=1 + k), input_tokens=300, output_tokens=50, session=session)
-            for k in range(3)
+            k: sg.Client(
+                arrival=sg.Poisson(rate=0.5 + k % 3),
+                input_tokens=sg.LogNormal(mu=5, sigma=1),
+                output_tokens=50,
+                session=session,
+                prefix=prefix if k % 2 else None,
+            )
+            for k in range(6)
         },
         block_size=16,
     )
-    df = wl.sample(900, rng=2).to_pandas().drop(columns="parent")
-    df.to_parquet(tmp_path / "s.parquet", index=False)  # hash_ids: a list column
-    with pytest.raises(ValueError, match=r"conversation columns \['hash_ids', 'session'\].*sessions=False"):
-        sg.fit(tmp_path / "s.parquet", client="client")
-    with pytest.raises(ValueError, match=r"sessions=True\) is not available on a Dask trace"):
-        sg.fit(tmp_path / "s.parquet", client="client", sessions=True)
+    df = wl.sample(900, rng=2).to_pandas()
+    df["client"] = df["client"].astype(np.int64)
+    return df
+
+
+@pytest.mark.parametrize(
+    ("links", "drop"),
+    [("session", ["parent"]), ("parent rows", ["session"]), ("hash_ids", ["session", "parent"])],
+)
+def test_conversations_from_a_parquet_dataset_equal_in_memory(cluster, tmp_path, links, drop):
+    """Files cut through clients and conversations; ``parent`` values are rows of the whole
+    dataset; with hash_ids alone the turns and the block size are inferred."""
+    df = _conversation_trace().drop(columns=drop)
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), 5)):
+        df.iloc[rows].to_parquet(tmp_path / f"part-{i}.parquet", index=False)
+    rng = (
+        np.random.default_rng(3) if links == "parent rows" else 3
+    )  # a Generator: seeds drawn in client order
+    got = sg.fit(tmp_path, client="client", rng=rng)
+    want = sg.fit(df, client="client", rng=np.random.default_rng(3) if links == "parent rows" else 3)
+    assert got.block_size == want.block_size == 16 and got.info["sessions"] is True
+    assert list(got.clients) == list(want.clients) == list(range(6))
+    for k, b in want.clients.items():
+        a = got.clients[k]
+        assert (a.session, a.prefix, a.input_tokens, a.output_tokens) == (
+            b.session,
+            b.prefix,
+            b.input_tokens,
+            b.output_tokens,
+        )
+        assert a.arrival.laws == b.arrival.laws
+        np.testing.assert_array_equal(a.arrival.times, b.arrival.times)
+        np.testing.assert_allclose(
+            a.arrival.rates, b.arrival.rates, rtol=1e-9, atol=0
+        )  # orphans removed alike
+        np.testing.assert_allclose(a.arrival.cvs, b.arrival.cvs, rtol=1e-9, atol=0)
+    assert (want.clients[1].prefix is not None) and want.clients[0].session is not None
+    _same_tables(got.report, want.report)
+    assert got.info.keys() == want.info.keys()
+    for key in ("n_requests", "session_starts", "block_size", "poisson_windows", "dependence", "resorted"):
+        assert got.info[key] == want.info[key], key
+
+
+def test_conversation_columns_bad_input(cluster, tmp_path):
+    df = _conversation_trace()
+    df.drop(columns="session").assign(parent=10**6).to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(ValueError, match=r"`parent` holds row 1000000 of a \d+-row trace"):
+        sg.fit(tmp_path / "bad.parquet", client="client")
+    plain = df.drop(columns=["session", "parent", "hash_ids", "turn"])
+    with pytest.raises(ValueError, match=r"sessions=True\): the trace has no session or prefix information"):
+        sg.fit(dd.from_pandas(plain, npartitions=2), client="client", sessions=True)
+    with pytest.raises(TypeError, match=r"`sessions` must be None, True or False, got 'yes'"):
+        sg.fit(dd.from_pandas(plain, npartitions=2), client="client", sessions="yes")
+    with pytest.raises(ValueError, match=r"'hash_ids' are strings .*convert-string"):
+        sg.fit(dd.from_pandas(df.iloc[:500], npartitions=2), client="client")
     # every request as an arrival: as in memory
+    df.to_parquet(tmp_path / "s.parquet", index=False)
     got = sg.fit(tmp_path / "s.parquet", client="client", sessions=False, rate_window=None)
-    want = sg.fit(df, client="client", sessions=False, rate_window=None)
-    assert got.clients == want.clients
+    assert got.clients == sg.fit(df, client="client", sessions=False, rate_window=None).clients
 
 
 def _workload() -> sg.Workload:

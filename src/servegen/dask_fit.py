@@ -23,9 +23,19 @@ parameters agree to ~1e-9 (each window's Newton iteration stops on its own toler
 the last digits of finite-difference steps depend on how numpy vectorizes a batch).
 Parametric length fits (``lengths="parametric"``) are the exception: their EM starts
 come from one generator shared by the clients of a partition, so they equal the
-in-memory fit only in distribution. Conversations (``fit``'s ``sessions``) are not
-fitted out of core: a dataset with ``hash_ids``/``session``/``parent`` columns needs
-``sessions=False``.
+in-memory fit only in distribution.
+
+Conversations (``fit``'s ``sessions``: a ``hash_ids``, ``session`` or ``parent``
+column) are fitted as in memory (:func:`servegen.session_fit.fit_conversations`): one
+pass finds the request count, first and last timestamp and (with ``hash_ids`` and no
+``block_size``) the block size; each row gets its position in the dataset, which
+``parent`` values refer to; after the shuffle by client each partition links its
+clients' turns and fits their session models with the in-memory code; the session
+starts of all partitions are fitted as a trace of their own, as above; last, each
+client's orphan first turns are taken out of its starts on the workers (a ``Generator``
+``rng`` hands each client the state the in-memory loop would). A Dask DataFrame built
+with ``dd.from_pandas`` turns ``hash_ids`` arrays into text unless Dask's
+``dataframe.convert-string`` is off; that is an error, Parquet datasets keep lists.
 
 One client's requests must fit in a worker's memory; the trace as a whole need not.
 The functions run on the current Dask scheduler: create a ``distributed.Client``
@@ -142,26 +152,6 @@ def _one(
     return func(pt, **kw)
 
 
-def _check_no_sessions(trace: Any, sessions: Any) -> None:
-    """Conversations are not fitted out of core: say so instead of fitting them differently."""
-    from .session_fit import SESSION_COLUMNS
-
-    if sessions is True:
-        raise ValueError("fit(sessions=True) is not available on a Dask trace: fit conversations in memory")
-    if sessions is not None:
-        raise TypeError(f"fit: `sessions` must be None, True or False, got {sessions!r}")
-    found = [c for c in SESSION_COLUMNS if c in trace.columns] if hasattr(trace, "columns") else []
-    if isinstance(trace, (str, os.PathLike)):
-        import dask.dataframe as dd
-
-        found = [c for c in SESSION_COLUMNS if c in dd.read_parquet(os.fspath(trace)).columns]
-    if found:
-        raise ValueError(
-            f"fit: the Dask trace has conversation columns {found!r}, whose sessions are not fitted "
-            "out of core: pass `sessions=False` to fit every request as an arrival, or fit in memory"
-        )
-
-
 def _order(keys: list[Hashable], multi: bool) -> list[Hashable]:
     """Client keys in the in-memory order (``pd.factorize(sort=True)``)."""
     if multi:
@@ -175,25 +165,34 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
     The hook at the top of :func:`servegen.characterize` and :func:`servegen.fit`
     calls this with its own ``locals()``; see the module docstring.
     """
-    from .fit import FittedWorkload
-
     kw = dict(args)
     trace = kw.pop("trace")
     client, by = kw.get("client"), kw.get("by")
     cols = ([client] if client else []) + ([by] if isinstance(by, str) else list(by or []))
-    ddf = _load(trace, ["timestamp", "input_tokens", "output_tokens", *cols])
+    base = ["timestamp", "input_tokens", "output_tokens", *cols]
     if func.__name__ == "fit" and kw.get("sessions") is not False:
-        _check_no_sessions(trace, kw.get("sessions"))
+        if (conv := _conversations(trace, func, kw, base, cols)) is not None:
+            return conv
+    ddf = _load(trace, base)
     span, q, resorted, n = _global(ddf, kw.get("dequantize"))
     if cols:
         ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0])
     else:
         ddf = ddf.repartition(npartitions=1)  # one client: it must fit in one worker
+    return _by_client(ddf, func, kw, multi=len(cols) > 1, span=span, clock=q, resorted=resorted, n=n)
+
+
+def _by_client(
+    ddf: Any, func: Callable[..., Any], kw: dict[str, Any], *, multi: bool, span: float, clock: Quantization,
+    resorted: bool, n: int,
+) -> Any:  # fmt: skip
+    """``func`` on each partition of ``ddf`` (whole clients), the results merged in client order."""
     import dask
 
-    parts = [p for p in dask.compute(*[dask.delayed(_one)(d, func, kw, span, q) for d in ddf.to_delayed()])
-             if p is not None]  # fmt: skip
-    multi = len(cols) > 1
+    from .fit import FittedWorkload
+
+    tasks = [dask.delayed(_one)(d, func, kw, span, clock) for d in ddf.to_delayed()]
+    parts = [p for p in dask.compute(*tasks) if p is not None]
     if func.__name__ == "characterize":
         return _merge_tables(parts, multi, resorted)
     keyed = {k: (p, c) for p in parts for k, c in p.clients.items()}
@@ -225,3 +224,158 @@ def _merge_tables(tables: list[pd.DataFrame], multi: bool, resorted: bool) -> pd
     out = table.iloc[order].reset_index(drop=True)
     out.attrs = {**attrs, "resorted": resorted}
     return out
+
+
+# Conversations: fit's ``sessions`` path (session_fit.fit_conversations) out of core.
+# Trace-wide values come from one pass (request count, first and last timestamp, the
+# largest ``parent`` row, block-size agreement counts); the rows get their position in
+# the dataset (``_row``, what ``parent`` values refer to); after the shuffle by client each
+# partition links its clients' turns with the in-memory code and keeps its session starts,
+# which are fitted as a trace of their own (``_by_client``); last, each client's orphan
+# first turns are taken out of its fitted starts on the workers.
+
+_BLOCK_SIZES = 2 ** np.arange(13)  # session_fit.infer_block_size's candidates
+
+
+def _conv_stats(part: pd.DataFrame, blocks: bool) -> pd.DataFrame:
+    t = part["timestamp"].to_numpy(dtype=np.float64)
+    row: dict[str, Any] = {"n": t.size, "t0": t.min(initial=np.inf), "t1": t.max(initial=-np.inf)}
+    row["pmax"] = int(part["parent"].max()) if "parent" in part.columns and len(part) else -1
+    if blocks:  # requests whose hash_ids count blocks of each candidate size
+        lengths = np.array([len(h) for h in part["hash_ids"]], dtype=np.int64)
+        inp = part["input_tokens"].to_numpy(dtype=np.int64)
+        row.update({f"m{bs}": int((-(-inp // bs) == lengths).sum()) for bs in _BLOCK_SIZES})
+    return pd.DataFrame({k: [v] for k, v in row.items()})
+
+
+def _with_rows(part: pd.DataFrame, offsets: list[int], partition_info: Any = None) -> pd.DataFrame:
+    """``part`` with each row's position in the dataset (partition ``offsets`` from the stats pass)."""
+    offset = offsets[partition_info["number"]] if partition_info else 0
+    return part.assign(_row=np.arange(offset, offset + len(part), dtype=np.int64))
+
+
+def _link_part(part: pd.DataFrame, kw: dict[str, Any], block_size: int | None, base: list[str]) -> Any:
+    """One partition's clients: their session models (arrival to come) and session starts."""
+    from .session_fit import client_links, session_client
+
+    if len(part) == 0:
+        return None
+    # the in-memory order: time, ties in trace order (fit_conversations' stable sort)
+    part = part.sort_values(["timestamp", "_row"], kind="stable").reset_index(drop=True)
+    tr = as_trace(part, client=kw.get("client"), by=kw.get("by"))
+    codes = np.zeros(len(part), dtype=np.intp) if tr.codes is None else tr.codes
+    keys = [0] if tr.codes is None else tr.keys
+    links = client_links(part, codes, keys, block_size)
+    clients = {k: session_client(g, lk, block_size) for k, (_, g, lk) in zip(keys, links, strict=True)}
+    found = any(lk.cont.any() or lk.prefix is not None for _, _, lk in links)
+    roots = part.iloc[np.sort(np.concatenate([rows[~lk.cont] for rows, _, lk in links]))]
+    return roots[base].reset_index(drop=True), clients, found
+
+
+def _small(linked: Any) -> Any:
+    return None if linked is None else linked[1:]
+
+
+def _roots(linked: Any, empty: pd.DataFrame) -> pd.DataFrame:
+    return empty if linked is None else linked[0]
+
+
+def _orphans_part(clients: dict[Hashable, tuple[Any, Any]], start: float, end: float) -> dict[Hashable, Any]:
+    from .session_fit import without_orphans
+
+    return {k: without_orphans(c, start, end, rng) for k, (c, rng) in clients.items()}
+
+
+def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], base: list[str],
+                   cols: list[str]) -> Any:  # fmt: skip
+    """``fit``'s conversation path out of core, or None where the in-memory fit has none."""
+    import copy
+
+    import dask
+    import dask.dataframe as dd
+
+    from .session_fit import SESSION_COLUMNS, needs_orphan_draw
+
+    sessions = kw.get("sessions")
+    if sessions not in (None, True):
+        raise TypeError(f"fit: `sessions` must be None, True or False, got {sessions!r}")
+    required = sessions is True
+    names = list(
+        (dd.read_parquet(os.fspath(trace)) if isinstance(trace, (str, os.PathLike)) else trace).columns
+    )
+    found = [c for c in SESSION_COLUMNS if c in names]
+    if not found:
+        if required:
+            raise ValueError(
+                "fit(sessions=True): the trace has no session or prefix information "
+                "(a 'hash_ids', 'session' or 'parent' column)"
+            )
+        return None
+    ddf = _load(trace, base + found + (["turn"] if "session" in found and "turn" in names else []))
+    if "hash_ids" in found and isinstance(ddf["hash_ids"].dtype, pd.StringDtype):
+        raise ValueError(
+            "fit: the Dask trace's 'hash_ids' are strings (Dask converts object columns of "
+            "`dd.from_pandas` to text): build it under "
+            "`dask.config.set({'dataframe.convert-string': False})`, or read it from Parquet"
+        )
+    block_size = kw.get("block_size")
+    blocks = block_size is None and "hash_ids" in found
+    meta = _conv_stats(ddf._meta, blocks)
+    stats = ddf.map_partitions(_conv_stats, blocks, meta=meta).compute()
+    n = int(stats["n"].sum())
+    if n < 10:
+        if required:
+            raise ValueError(f"fit: need at least 10 requests, got {n}")
+        return None
+    if blocks:  # session_fit.infer_block_size's rule on the merged counts
+        best, agree = None, 0.99
+        for bs in _BLOCK_SIZES:
+            a = int(stats[f"m{bs}"].sum()) / n
+            if a >= agree:
+                best, agree = int(bs), a
+        block_size = best
+        if block_size is None and required and not {"session", "parent"} & set(found):
+            raise ValueError("fit(sessions=True): give `block_size` (the trace does not record one)")
+    if "parent" in found and "session" not in found and int(stats["pmax"].max()) >= n:
+        raise ValueError(f"fit: `parent` holds row {int(stats['pmax'].max())!r} of a {n}-row trace")
+    offsets = np.concatenate([[0], np.cumsum(stats["n"].to_numpy())[:-1]]).tolist()
+    ddf = ddf.map_partitions(_with_rows, offsets, meta=_with_rows(ddf._meta, [0]))
+    ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0]) if cols else ddf.repartition(npartitions=1)
+    linked = dask.persist(*[dask.delayed(_link_part)(d, kw, block_size, base) for d in ddf.to_delayed()])
+    small = dask.compute(*[dask.delayed(_small)(p) for p in linked])
+    if not required and not any(s is not None and s[1] for s in small):
+        return None
+    roots = dd.from_delayed(
+        [dask.delayed(_roots)(p, ddf._meta[base]) for p in linked],
+        meta=ddf._meta[base],
+    )
+    span, q, _, n_roots = _global(roots, kw.get("dequantize"))
+    # the in-memory starts are a time-sorted trace: not "resorted"
+    starts = _by_client(roots, func, {**kw, "sessions": False}, multi=len(cols) > 1, span=span, clock=q,
+                        resorted=False, n=n_roots)  # fmt: skip
+    # Orphan removal draws one seed per client in client order from a Generator `rng`
+    # (an int `rng` seeds every client alike): hand each client the generator's state.
+    rng, tasks = kw.get("rng"), []
+    for s in small:
+        if s is None:
+            continue
+        todo = {}
+        for k in s[0]:
+            c = s[0][k].model_copy(update={"arrival": starts.clients[k].arrival})
+            todo[k] = (c, rng)
+        tasks.append(todo)
+    if isinstance(rng, np.random.Generator):
+        for k in starts.clients:
+            todo = next(t for t in tasks if k in t)
+            c = todo[k][0]
+            if needs_orphan_draw(c):
+                todo[k] = (c, copy.deepcopy(rng))
+                rng.integers(2**62)
+    t0, t1 = float(stats["t0"].min()), float(stats["t1"].max())
+    done = dask.compute(*[dask.delayed(_orphans_part)(t, t0, t1) for t in tasks])
+    done = {k: c for r in done for k, c in r.items()}
+    info = {**starts.info, "sessions": True, "n_requests": n, "session_starts": n_roots}
+    info["block_size"] = block_size
+    wl = type(starts)({k: done[k] for k in starts.clients}, report=starts.report, info=info)
+    wl.block_size = None if block_size is None or "hash_ids" not in found else int(block_size)
+    return wl
