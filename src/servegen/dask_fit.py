@@ -88,14 +88,19 @@ def _needs_spread(q: Quantization, mode: Any) -> bool:
     return not (mode is False or q.resolution <= 0 or (mode is None and not q.quantized))
 
 
-def _load(trace: Any, columns: list[str]) -> Any:
+def _open(trace: Any) -> Any:
     import dask.dataframe as dd
 
     if isinstance(trace, (str, os.PathLike)):
         path = os.fspath(trace)
         if not os.path.exists(path):
             raise ValueError(f"trace: no Parquet dataset at {path!r}")
-        trace = dd.read_parquet(path)  # columns are projected lazily below
+        trace = dd.read_parquet(path)  # columns are projected lazily
+    return trace
+
+
+def _load(trace: Any, columns: list[str]) -> Any:
+    trace = _open(trace)
     missing = [c for c in columns if c not in trace.columns]
     if missing:
         raise ValueError(f"trace: missing column(s) {missing!r}; columns: {list(trace.columns)!r}")
@@ -300,9 +305,8 @@ def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], bas
     if sessions not in (None, True):
         raise TypeError(f"fit: `sessions` must be None, True or False, got {sessions!r}")
     required = sessions is True
-    names = list(
-        (dd.read_parquet(os.fspath(trace)) if isinstance(trace, (str, os.PathLike)) else trace).columns
-    )
+    trace = _open(trace)
+    names = list(trace.columns)
     found = [c for c in SESSION_COLUMNS if c in names]
     if not found:
         if required:
