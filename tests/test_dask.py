@@ -283,6 +283,47 @@ def test_to_dask_compute_equals_sample(cluster, kind):
             pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
 
 
+def test_to_dask_time_ranges_equal_sample(cluster):
+    """Client groups x 20-minute ranges: each range starts from the arrival state (renewal
+    offsets of bursty and regular processes) the earlier windows leave."""
+    wl = sg.Workload(
+        {
+            "bursty": sg.Client(
+                arrival=sg.Gamma(rate=2, cv=3), input_tokens=sg.LogNormal(mu=5, sigma=1), output_tokens=9
+            ),
+            "regular": sg.Client(arrival=sg.Weibull(rate=1, cv=0.3), input_tokens=50, output_tokens=10),
+            "vl": _workload().clients["vl"],
+        },
+        rate={0: 10.0, 1500: 30.0},
+    )
+    ddf = wl.to_dask(3000, rng=7, partitions=2, chunk=1200)
+    assert ddf.npartitions == 3 * 2
+    parts = dask.compute(*ddf.to_delayed())
+    assert parts[2]["timestamp"].min() >= 1200 and parts[5]["timestamp"].min() >= 2400  # ranges in time order
+    got = _in_order(ddf.compute())
+    want = wl.sample(3000, rng=7).to_pandas()
+    for col in want.columns:
+        if want[col].dtype == object:
+            assert all(np.array_equal(np.asarray(a), b) for a, b in zip(got[col], want[col], strict=True)), (
+                col
+            )
+        else:
+            pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
+    with pytest.raises(ValueError, match=r"`chunk` must be a positive multiple of 600\.0 s, got 1000"):
+        wl.to_dask(3000, rng=7, chunk=1000)
+    with pytest.raises(
+        ValueError, match=r"`chunk` \(time-range partitions\) needs a workload without sessions"
+    ):
+        _workload().to_dask(3000, rng=7, chunk=1200)
+    assert _workload().to_dask(1200, rng=7, partitions=2, chunk=1200).npartitions == 2  # one range: fine
+    with pytest.raises(ValueError, match=r"`start` 600 > 0 needs a workload without sessions"):
+        _workload().sample(1200, rng=7, start=600)
+    with pytest.raises(
+        ValueError, match=r"`start` must be a multiple of 600\.0 s below the duration, got 1200"
+    ):
+        wl.sample(1200, rng=7, start=1200)
+
+
 def test_write_dataset_matches_single_process_and_cleans_up(tmp_path):
     wl = _workload()
     out = write_dataset(wl, 5400, tmp_path / "ds", rng=5, partitions=2)

@@ -8,7 +8,8 @@ stream. Session ids and prefix ``hash_ids`` are drawn from per-client streams, s
 they agree across groups too. Only ``parent`` (a row index) depends on the joined
 order: :func:`to_dask` leaves it out and :func:`read_dataset` recomputes it.
 
-:func:`to_dask` makes one lazy partition per group; :func:`write_dataset` has every
+:func:`to_dask` makes one lazy partition per group (and time range, for workloads
+without sessions: ``Workload.sample``'s ``start`` carries the arrival state over); :func:`write_dataset` has every
 worker stream its group hour by hour (:meth:`~servegen.Workload.iter_chunks`, so a
 worker's memory is bounded by an hour of its group) into a hive-partitioned Parquet
 dataset ``day=D/hour=HH/part-GGGG.parquet``. Dask is imported only when these run
@@ -125,8 +126,9 @@ def _workload(payload: Any) -> Any:
     return _from_spec(payload) if isinstance(payload, str) else payload
 
 
-def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable]) -> Any:
-    req = _workload(payload).sample(duration, rng=seed, clients=group)
+def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
+          start: float = 0.0) -> Any:  # fmt: skip
+    req = _workload(payload).sample(duration, rng=seed, clients=group, start=start)
     df = req.to_pandas()
     table = req.to_arrow()
     for name in [
@@ -136,8 +138,33 @@ def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: li
     return df.drop(columns=[c for c in ("parent",) if c in df.columns])
 
 
-def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
-    """A lazy Dask DataFrame of ``wl.sample(duration, rng=rng)``, one partition per client group.
+def _ranges(wl: Any, duration: float, chunk: Any) -> list[tuple[float, float]]:
+    """``[start, end)`` time ranges of ``chunk`` seconds covering ``[0, duration)``."""
+    from .workload import STREAM_WINDOW
+
+    if chunk is None:
+        return [(0.0, duration)]
+    n = chunk / STREAM_WINDOW if isinstance(chunk, (int, float)) and not isinstance(chunk, bool) else 0
+    if not (n >= 1 and n == int(n)):
+        raise ValueError(
+            f"to_dask: `chunk` must be a positive multiple of {STREAM_WINDOW!r} s, got {chunk!r}"
+        )
+    starts = np.arange(0.0, duration, float(chunk)).tolist()
+    # the rule of Workload.sample(start=...): turns and block ids carry over between windows
+    if len(starts) > 1 and (
+        wl.block_size is not None
+        or any(c.session is not None or c.prefix is not None for c in wl.clients.values())
+    ):
+        raise ValueError(
+            "to_dask: `chunk` (time-range partitions) needs a workload without sessions, shared prefixes "
+            "or block ids: their turns and ids carry over from earlier windows; partition by client groups"
+        )
+    return [(a, min(a + float(chunk), duration)) for a in starts]
+
+
+def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
+    """A lazy Dask DataFrame of ``wl.sample(duration, rng=rng)``, one partition per client
+    group and time range.
 
     Parameters
     ----------
@@ -148,14 +175,21 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
     partitions
         Number of client groups (default: two per local core, at most one per client), or
         the groups themselves (lists of keys covering every client once).
+    chunk
+        Seconds per time range (a multiple of 600 s, the stream window), or ``None``
+        (default): one range. Each partition is one group in one range, ranges in time
+        order; a range's arrivals start from the state the earlier windows leave, so the
+        ranges are the single stream cut in time (``Workload.sample``'s ``start``). Not for
+        workloads with sessions, shared prefixes or block ids (a ``ValueError``): their
+        turns and ids carry over between ranges.
 
     Returns
     -------
     dask.dataframe.DataFrame
         The columns of :meth:`Requests.to_pandas <servegen.Requests.to_pandas>` except
         ``parent``; ragged columns (``hash_ids``, per-item sizes) are Arrow lists. Each
-        partition is one group's requests in time order; sorted by ``(timestamp, client)``
-        (stably) the rows are those of ``wl.sample``.
+        partition is one group's requests in one time range, in time order; sorted by
+        ``(timestamp, client)`` (stably) the rows are those of ``wl.sample``.
 
     Examples
     --------
@@ -174,9 +208,10 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
 
     seed = _seed(rng)
     groups = _groups(wl, partitions, float(duration))
+    ranges = _ranges(wl, float(duration), chunk)
     meta = _part(wl, min(float(duration), 1e-9), seed, groups[0]).iloc[:0]
     payload = dask.delayed(_payload(wl), pure=True)  # one graph key shared by the partitions
-    parts = [dask.delayed(_part)(payload, duration, seed, g) for g in groups]
+    parts = [dask.delayed(_part)(payload, end, seed, g, start) for start, end in ranges for g in groups]
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 

@@ -136,6 +136,7 @@ class Workload:
         rng: Any = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
+        start: float = 0.0,
     ) -> Requests:
         """All requests in [0, ``duration``) seconds, sorted by timestamp.
 
@@ -154,9 +155,15 @@ class Workload:
         >>> parts = [wl.sample(600, rng=1, clients=g) for g in ([0, 2], [1, 3])]
         >>> sg.merge(parts).equals(wl.sample(600, rng=1))
         True
+
+        ``start`` (a multiple of ``STREAM_WINDOW``, 600 s) keeps only the requests from
+        ``start`` on, exactly as in the full sample (earlier windows draw their arrivals, to
+        carry the arrival state, but no request values), so time ranges too can be sampled
+        apart. Not for sessions, shared prefixes or block ids: their turns carry over.
         """
         duration = check_duration(duration)
         plan = _Plan(self, duration, _rng.root_seed(rng), workers, clients)
+        plan.skip_to(start)
         sink = _Sink(plan.flat_cols, plan.expected_requests())
         for _ in plan.windows(sink):
             pass
@@ -194,14 +201,14 @@ class Workload:
             start, edge = edge, edge + chunk
         yield _chunk(cutter.take(None), start, duration)
 
-    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
+    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
         """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
 
         See :func:`servegen.dask_sample.to_dask` (needs ``servegen[dask]``).
         """
         from .dask_sample import to_dask  # Dask only when asked for
 
-        return to_dask(self, duration, rng=rng, partitions=partitions)
+        return to_dask(self, duration, rng=rng, partitions=partitions, chunk=chunk)
 
     # -- specs ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -335,6 +342,7 @@ class _Plan:
         self.last_w = [-2] * n  # window of the last draw
         self.target: list[float | None] = [None] * n  # next arrival on the block's clock
         self.obj_states: list[dict[int, Any]] = [{} for _ in self.clients]
+        self.first = 0  # windows before it draw arrivals only (skip_to)
         self.flat_cols: dict[str, Any] = dict(CORE_DTYPES)
         self.ragged_cols: dict[str, Any] = {}
         for c in self.clients:
@@ -358,6 +366,20 @@ class _Plan:
         if self.block_size is not None:
             out["block_size"] = self.block_size
         return out
+
+    def skip_to(self, start: Any) -> None:
+        """Draw no requests before ``start``: windows before it only move the arrival state on."""
+        n = start / STREAM_WINDOW if isinstance(start, (int, float)) and not isinstance(start, bool) else None
+        if n is None or not (0 <= n < self.n_windows and n == int(n)):
+            raise ValueError(
+                f"sample: `start` must be a multiple of {STREAM_WINDOW!r} s below the duration, got {start!r}"
+            )
+        if n and self.turns is not None:
+            raise ValueError(
+                f"sample: `start` {start!r} > 0 needs a workload without sessions, shared prefixes or block "
+                "ids: their turns and ids carry over from earlier windows, so its stream is drawn from 0"
+            )
+        self.first = int(n)
 
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
@@ -447,6 +469,8 @@ class _Plan:
         # value column draw from their own, so no model can shift another's draws.
         streams = _rng.WindowStreams(self.root, self.hashes[i], w)
         t = self._arrivals(blk, i, w, streams("arrivals")) if due else np.empty(0)
+        if w < self.first:
+            return None
         if w == self.n_windows - 1:
             t = t[t < self.duration]
         if self.turns is not None:
