@@ -133,7 +133,10 @@ def test_parent_rows_of_a_multi_client_trace_in_any_row_order():
     are remapped (was an IndexError), so they link the same turns as the ``session`` column."""
     s = sg.Session(turns=sg.Empirical(values=[1, 4], probs=[0.5, 0.5]), think_time=30, new_tokens=40)
     wl = sg.Workload(
-        {k: sg.Client(arrival=sg.Poisson(rate=1 + k), input_tokens=300, output_tokens=50, session=s) for k in range(3)}
+        {
+            k: sg.Client(arrival=sg.Poisson(rate=1 + k), input_tokens=300, output_tokens=50, session=s)
+            for k in range(3)
+        }
     )
     df = wl.sample(900, rng=2).to_pandas()
     want = sg.fit(df.drop(columns="parent"), client="client", rate_window=None)
