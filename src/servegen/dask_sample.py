@@ -12,8 +12,8 @@ order: :func:`to_dask` leaves it out and :func:`read_dataset` recomputes it.
 sessions: ``Workload.sample``'s ``start`` carries the arrival state over);
 :func:`write_dataset` has every worker stream its group hour by hour
 (:meth:`~servegen.Workload.iter_chunks`, so a worker's memory is bounded by an hour of
-its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``. Dask is imported only when these run
-(``pip install "servegen[dask]"``).
+its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``.
+Dask is imported only when these run (``pip install "servegen[dask]"``).
 """
 
 from __future__ import annotations
