@@ -26,7 +26,7 @@ come from one generator shared by the clients of a partition, so they equal the
 in-memory fit only in distribution.
 
 Conversations (``fit``'s ``sessions``: a ``hash_ids``, ``session`` or ``parent``
-column) are fitted as in memory (:func:`servegen.session_fit.fit_conversations`): one
+column) are fitted as in memory (``session_fit.fit_conversations``): one
 pass finds the request count, first and last timestamp and (with ``hash_ids`` and no
 ``block_size``) the block size; each row gets its position in the dataset, which
 ``parent`` values refer to; after the shuffle by client each partition links its
