@@ -204,9 +204,7 @@ def test_conversations_from_a_parquet_dataset_equal_in_memory(cluster, tmp_path,
         )
         assert a.arrival.laws == b.arrival.laws
         np.testing.assert_array_equal(a.arrival.times, b.arrival.times)
-        np.testing.assert_allclose(
-            a.arrival.rates, b.arrival.rates, rtol=1e-9, atol=0
-        )  # orphans removed alike
+        np.testing.assert_allclose(a.arrival.rates, b.arrival.rates, rtol=1e-9, atol=0)
         np.testing.assert_allclose(a.arrival.cvs, b.arrival.cvs, rtol=1e-9, atol=0)
     assert (want.clients[1].prefix is not None) and want.clients[0].session is not None
     _same_tables(got.report, want.report)

@@ -30,10 +30,10 @@ column) are fitted as in memory (``session_fit.fit_conversations``): one
 pass finds the request count, first and last timestamp and (with ``hash_ids`` and no
 ``block_size``) the block size; each row gets its position in the dataset, which
 ``parent`` values refer to; after the shuffle by client each partition links its
-clients' turns and fits their session models with the in-memory code; the session
-starts of all partitions are fitted as a trace of their own, as above; last, each
-client's orphan first turns are taken out of its starts on the workers (a ``Generator``
-``rng`` hands each client the state the in-memory loop would). A Dask DataFrame built
+clients' turns and fits their session models with the in-memory code; the whole
+stream is fitted as above; last, each client's schedule of session starts is derived
+from its whole-stream schedule on the workers (one seed per client, drawn in client
+order from ``rng`` as in memory). A Dask DataFrame built
 with ``dd.from_pandas`` turns ``hash_ids`` arrays into text unless Dask's
 ``dataframe.convert-string`` is off; that is an error, Parquet datasets keep lists.
 
@@ -232,12 +232,11 @@ def _merge_tables(tables: list[pd.DataFrame], multi: bool, resorted: bool) -> pd
 
 
 # Conversations: fit's ``sessions`` path (session_fit.fit_conversations) out of core.
-# Trace-wide values come from one pass (request count, first and last timestamp, the
-# largest ``parent`` row, block-size agreement counts); the rows get their position in
-# the dataset (``_row``, what ``parent`` values refer to); after the shuffle by client each
-# partition links its clients' turns with the in-memory code and keeps its session starts,
-# which are fitted as a trace of their own (``_by_client``); last, each client's orphan
-# first turns are taken out of its fitted starts on the workers.
+# Trace-wide values come from one pass (request count, last timestamp, the largest
+# ``parent`` row, block-size agreement counts); the rows get their position in the
+# dataset (``_row``, what ``parent`` values refer to); after the shuffle by client each
+# partition links its clients' turns with the in-memory code; the whole stream is fitted
+# (``_by_client``); each client's schedule of session starts is derived on the workers.
 
 _BLOCK_SIZES = 2 ** np.arange(13)  # session_fit.infer_block_size's candidates
 
@@ -271,35 +270,32 @@ def _link_part(part: pd.DataFrame, kw: dict[str, Any], block_size: int | None, b
     codes = np.zeros(len(part), dtype=np.intp) if tr.codes is None else tr.codes
     keys = [0] if tr.codes is None else tr.keys
     links = client_links(part, codes, keys, block_size)
-    clients = {k: session_client(g, lk, block_size) for k, (_, g, lk) in zip(keys, links, strict=True)}
+    clients = {
+        k: (session_client(g, lk, block_size), float((~lk.cont).mean()), int((~lk.cont).sum()))
+        for k, (_, g, lk) in zip(keys, links, strict=True)
+    }
     found = any(lk.cont.any() or lk.prefix is not None for _, _, lk in links)
-    roots = part.iloc[np.sort(np.concatenate([rows[~lk.cont] for rows, _, lk in links]))]
-    return roots[base].reset_index(drop=True), clients, found
+    return clients, found
 
 
-def _small(linked: Any) -> Any:
-    return None if linked is None else linked[1:]
+def _starts_part(todo: dict[Hashable, tuple[Any, ...]], end: float, window: float) -> dict[Hashable, Any]:
+    from .session_starts import starts_schedule
 
-
-def _roots(linked: Any, empty: pd.DataFrame) -> pd.DataFrame:
-    return empty if linked is None else linked[0]
-
-
-def _orphans_part(clients: dict[Hashable, tuple[Any, Any]], start: float, end: float) -> dict[Hashable, Any]:
-    from .session_fit import without_orphans
-
-    return {k: without_orphans(c, start, end, rng) for k, (c, rng) in clients.items()}
+    return {
+        k: c.model_copy(update={"arrival": starts_schedule(c, total, end, start_share=share, rng=seed,
+                                                           window=window, shrink=shrink)})
+        for k, (c, total, share, seed, shrink) in todo.items()
+    }  # fmt: skip
 
 
 def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], base: list[str],
                    cols: list[str]) -> Any:  # fmt: skip
     """``fit``'s conversation path out of core, or None where the in-memory fit has none."""
-    import copy
-
     import dask
-    import dask.dataframe as dd
 
-    from .session_fit import SESSION_COLUMNS, needs_orphan_draw
+    from ._rng import generator
+    from .arrivals import ArrivalSchedule
+    from .session_fit import SESSION_COLUMNS
 
     sessions = kw.get("sessions")
     if sessions not in (None, True):
@@ -345,41 +341,34 @@ def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], bas
     offsets = np.concatenate([[0], np.cumsum(stats["n"].to_numpy())[:-1]]).tolist()
     ddf = ddf.map_partitions(_with_rows, offsets, meta=_with_rows(ddf._meta, [0]))
     ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0]) if cols else ddf.repartition(npartitions=1)
-    linked = dask.persist(*[dask.delayed(_link_part)(d, kw, block_size, base) for d in ddf.to_delayed()])
-    small = dask.compute(*[dask.delayed(_small)(p) for p in linked])
-    if not required and not any(s is not None and s[1] for s in small):
+    small = dask.compute(*[dask.delayed(_link_part)(d, kw, block_size, base) for d in ddf.to_delayed()])
+    small = [s for s in small if s is not None]
+    if not required and not any(s[1] for s in small):
         return None
-    roots = dd.from_delayed(
-        [dask.delayed(_roots)(p, ddf._meta[base]) for p in linked],
-        meta=ddf._meta[base],
-    )
-    span, q, _, n_roots = _global(roots, kw.get("dequantize"))
-    # the in-memory starts are a time-sorted trace: not "resorted"
-    starts = _by_client(roots, func, {**kw, "sessions": False}, multi=len(cols) > 1, span=span, clock=q,
-                        resorted=False, n=n_roots)  # fmt: skip
-    # Orphan removal draws one seed per client in client order from a Generator `rng`
-    # (an int `rng` seeds every client alike): hand each client the generator's state.
-    rng, tasks = kw.get("rng"), []
+    # the in-memory fit of the whole stream is of the time-sorted trace: not "resorted"
+    span, q, _, _ = _global(ddf[base], kw.get("dequantize"))
+    whole = _by_client(ddf[base], func, {**kw, "sessions": False}, multi=len(cols) > 1, span=span, clock=q,
+                       resorted=False, n=n)  # fmt: skip
+    seeds = generator(kw.get("rng", 0))  # one seed per client, in client order (as in memory)
+    seed = {k: int(seeds.integers(2**62)) for k in whole.clients}
+    shrink = whole.info.get("rate_shrink", {})
+    tasks = []
     for s in small:
-        if s is None:
-            continue
         todo = {}
-        for k in s[0]:
-            c = s[0][k].model_copy(update={"arrival": starts.clients[k].arrival})
-            todo[k] = (c, rng)
+        for k, (c, share, _) in s[0].items():
+            total = whole.clients[k].arrival
+            if not isinstance(total, ArrivalSchedule):
+                raise TypeError(
+                    f"fit: conversations need an ArrivalSchedule of the whole stream, got {total!r}"
+                )
+            todo[k] = (c, total, share, seed[k], shrink.get(k))
         tasks.append(todo)
-    if isinstance(rng, np.random.Generator):
-        for k in starts.clients:
-            todo = next(t for t in tasks if k in t)
-            c = todo[k][0]
-            if needs_orphan_draw(c):
-                todo[k] = (c, copy.deepcopy(rng))
-                rng.integers(2**62)
-    t0, t1 = float(stats["t0"].min()), float(stats["t1"].max())
-    done = dask.compute(*[dask.delayed(_orphans_part)(t, t0, t1) for t in tasks])
+    t1 = float(stats["t1"].max())
+    done = dask.compute(*[dask.delayed(_starts_part)(t, t1, kw["window"]) for t in tasks])
     done = {k: c for r in done for k, c in r.items()}
-    info = {**starts.info, "sessions": True, "n_requests": n, "session_starts": n_roots}
+    n_starts = sum(v[2] for s in small for v in s[0].values())
+    info = {**whole.info, "sessions": True, "n_requests": n, "session_starts": n_starts}
     info["block_size"] = block_size
-    wl = type(starts)({k: done[k] for k in starts.clients}, report=starts.report, info=info)
+    wl = type(whole)({k: done[k] for k in whole.clients}, report=whole.report, info=info)
     wl.block_size = None if block_size is None or "hash_ids" not in found else int(block_size)
     return wl
