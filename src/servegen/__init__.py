@@ -13,6 +13,8 @@ import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from ._version import __version__
+
 # Names are imported on first use (PEP 562), so `import servegen` and `servegen --version`
 # stay light: scipy, pandas and pyarrow load only when a name that needs them is used.
 _LAZY = {
@@ -67,8 +69,6 @@ _LAZY = {
     "replay_command": ".replay",
     "slo_table": ".results",
 }
-
-__version__ = "0.1.0"
 
 __all__ = [
     "STREAM_WINDOW",

@@ -33,6 +33,7 @@ __all__ = [
     "ks_distance",
     "quantize",
     "scale_bits",
+    "segment_cumsum",
     "segment_ids",
     "stats",
     "take",
@@ -74,7 +75,7 @@ def take(
     return (new, *(a[pos] for a in arrays))
 
 
-def _segment_cumsum(offsets: NDArray[np.int64], x: np.ndarray) -> np.ndarray:
+def segment_cumsum(offsets: NDArray[np.int64], x: np.ndarray) -> np.ndarray:
     """Cumulative sum restarting at every PMF, in the dtype of ``x`` (exact for integers)."""
     c = np.cumsum(x)
     before = np.concatenate((np.zeros(1, dtype=c.dtype), c))[offsets[:-1]]
@@ -104,7 +105,7 @@ def stats(
     total = np.bincount(seg, probs, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(seg, probs * values, minlength=n) / total
-        cdf = _segment_cumsum(offsets, probs) / np.repeat(total, lens)
+        cdf = segment_cumsum(offsets, probs) / np.repeat(total, lens)
     # 2 * seg + cdf increases through the whole table (cdf <= 1 + 1e-15 < 2), so one
     # searchsorted finds the first point reaching q in every PMF at once.
     key = 2.0 * seg + cdf
@@ -140,7 +141,7 @@ def ks_distance(
     seg, val, diff = seg[order], val[order], (da - db)[order]
     merged = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(seg, minlength=n), out=merged[1:])
-    gap = np.abs(_segment_cumsum(merged, diff))
+    gap = np.abs(segment_cumsum(merged, diff))
     # Only compare after the last point of a run of equal values: in between, one
     # table's mass at that value has been added and the other's not yet.
     last = np.ones(seg.size, dtype=bool)
@@ -261,7 +262,7 @@ def compact(
     np.cumsum(np.bincount(seg, minlength=n), out=kept[1:])
     total = np.bincount(seg, p, minlength=n)
     p = p / total[seg]
-    cdf_before = _segment_cumsum(kept, p) - p
+    cdf_before = segment_cumsum(kept, p) - p
     seg_start = np.zeros(seg.size, dtype=bool)
     seg_start[kept[:-1][np.diff(kept) > 0]] = True
     with np.errstate(divide="ignore"):
@@ -323,7 +324,7 @@ def quantize(
     seg = segment_ids(offsets)
     scale = np.ldexp(1.0, bits.astype(np.int64))[seg]
     total = np.bincount(seg, probs, minlength=lens.size)
-    cdf = _segment_cumsum(offsets, probs) / total[seg]
+    cdf = segment_cumsum(offsets, probs) / total[seg]
     q = np.rint(cdf * scale)
     for level in QUANTILE_LEVELS:
         c = np.ceil((level - QUANTILE_ATOL) * scale)

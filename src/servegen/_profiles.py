@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._pmf import _segment_cumsum, stats
+from servegen._pmf import segment_cumsum, stats
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -272,10 +272,10 @@ def _read_table(z: Any, field: str) -> PmfTable:
     lens = np.diff(offsets)
     counts = from_planes(z[key + "counts"], np.uint32).astype(np.int64)
     deltas = from_planes(z[key + "values"], np.int32).astype(np.int64)
-    values: NDArray[Any] = _segment_cumsum(offsets, deltas)
+    values: NDArray[Any] = segment_cumsum(offsets, deltas)
     if key + "grid" in z:
         values = z[key + "grid"][values]
-    cum = _segment_cumsum(offsets, counts)
+    cum = segment_cumsum(offsets, counts)
     # counts / 2**bits is exact in float64, and so is the cumulative sum: cdf ends at 1.0
     denom = np.repeat(np.ldexp(1.0, z[key + "bits"].astype(np.int64)), lens)
     probs = counts / denom
@@ -334,7 +334,7 @@ def profile_from_release(source: Any, pool: str) -> Profile:
         values, probs = values[keep], probs[keep]
         total = np.bincount(_pmf.segment_ids(offsets), probs, minlength=offsets.size - 1)
         probs = probs / np.repeat(np.where(total > 0, total, 1.0), np.diff(offsets))
-        cdf = _segment_cumsum(offsets, probs)
+        cdf = segment_cumsum(offsets, probs)
         cdf[offsets[1:][np.diff(offsets) > 0] - 1] = 1.0
         values = values if field in FLOAT_FIELDS else values.astype(np.int64)
         mean, q = stats(offsets, values, probs)

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from scipy import optimize, special, stats
 
 from ._base import Frozen
-from .distributions import Constant, Distribution, Empirical, Zipf, _as_distribution
+from .distributions import Constant, Distribution, Empirical, Zipf, as_distribution
 from .piecewise import Piecewise
 
 __all__ = ["MAX_ITEMS", "MODALITIES", "Modality", "Multimodal", "RankCorrelation", "Reasoning"]
@@ -45,10 +45,23 @@ MODALITIES = ("image", "audio", "video")
 MAX_ITEMS = 256
 
 
-def _value_field(
+def value_field(
     v: Any, owner: str, name: str, *, low: float = 0.0, high: float = np.inf, why: str = ""
 ) -> Any:
-    v = _as_distribution(v)
+    """Validate a field holding a value model (or a ``Piecewise`` of them) for ``owner``.
+
+    Numbers and dicts are parsed as by :func:`~servegen.distributions.as_distribution`;
+    each built-in distribution's support must lie in ``[low, high]`` (``why`` explains the
+    bound in the message). Shared by the attribute and session models.
+
+    >>> value_field(3, "Modality", "count")
+    Constant(value=3.0)
+    >>> value_field(-1, "Modality", "count")
+    Traceback (most recent call last):
+    ...
+    ValueError: Modality: `count` must lie in [0, inf], but Constant(value=-1.0) spans [-1.0, -1.0]
+    """
+    v = as_distribution(v)
     models = v.models if isinstance(v, Piecewise) else [v]
     if isinstance(v, Piecewise) and v.is_arrival:
         raise TypeError(f"{owner}: `{name}` is a Piecewise of arrival processes, expected distributions")
@@ -84,12 +97,12 @@ class Modality(Frozen):
     @classmethod
     def _coerce_count(cls, v: Any) -> Any:
         why = " (at most MAX_ITEMS items per request, so that token totals fit in int64)"
-        return _value_field(v, "Modality", "count", high=MAX_ITEMS, why=why)
+        return value_field(v, "Modality", "count", high=MAX_ITEMS, why=why)
 
     @field_validator("tokens", mode="before")
     @classmethod
     def _coerce_tokens(cls, v: Any) -> Any:
-        return _value_field(v, "Modality", "tokens")
+        return value_field(v, "Modality", "tokens")
 
 
 class Multimodal(Frozen):
@@ -136,12 +149,12 @@ class Reasoning(Frozen):
     @field_validator("ratio", mode="before")
     @classmethod
     def _coerce_ratio(cls, v: Any) -> Any:
-        return None if v is None else _value_field(v, "Reasoning", "ratio", high=1.0)
+        return None if v is None else value_field(v, "Reasoning", "ratio", high=1.0)
 
     @field_validator("tokens", mode="before")
     @classmethod
     def _coerce_tokens(cls, v: Any) -> Any:
-        return None if v is None else _value_field(v, "Reasoning", "tokens")
+        return None if v is None else value_field(v, "Reasoning", "tokens")
 
     @model_validator(mode="after")
     def _check(self) -> Reasoning:

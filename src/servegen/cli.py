@@ -105,7 +105,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     from .formats import READ_FORMATS, WRITE_FORMATS
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -538,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--version"]:  # answered before the parser, which imports pandas and pyarrow
-        from . import __version__
+        from ._version import __version__
 
         print(f"servegen {__version__}")
         return 0

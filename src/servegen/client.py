@@ -21,7 +21,7 @@ from pydantic import field_validator, model_validator
 from ._base import Frozen, parse_model
 from .arrivals import ArrivalModel, ArrivalProcess, Pieces
 from .attributes import Multimodal, RankCorrelation, Reasoning
-from .distributions import Distribution, Empirical, ValueModel, _as_distribution
+from .distributions import Distribution, Empirical, ValueModel, as_distribution
 from .piecewise import Piecewise
 from .requests import Ragged
 from .sessions import Session, SharedPrefix
@@ -92,7 +92,7 @@ class Client(Frozen):
     @field_validator("input_tokens", "output_tokens", mode="before")
     @classmethod
     def _coerce_value(cls, v: Any, info: Any) -> Any:
-        v = _as_distribution(v)
+        v = as_distribution(v)
         _check_value_model(v, info.field_name)
         return v
 

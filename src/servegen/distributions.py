@@ -395,7 +395,7 @@ class Zipf(Distribution):
         return 1.0, float(self.n)
 
 
-def _as_distribution(value: Any) -> Any:
+def as_distribution(value: Any) -> Any:
     """Numbers become ``Constant``; dicts are parsed by their ``kind``; objects pass."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return Constant(value=float(value))
@@ -425,7 +425,7 @@ class Mixture(Distribution):
     @classmethod
     def _coerce(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("components"), (list, tuple)):
-            data = {**data, "components": [_as_distribution(c) for c in data["components"]]}
+            data = {**data, "components": [as_distribution(c) for c in data["components"]]}
         return data
 
     @model_validator(mode="after")
@@ -494,7 +494,7 @@ class Clipped(Distribution):
     def __init__(
         self, dist: Any = None, low: float | None = None, high: float | None = None, **kw: Any
     ) -> None:
-        super().__init__(dist=_as_distribution(dist), low=low, high=high, **kw)
+        super().__init__(dist=as_distribution(dist), low=low, high=high, **kw)
 
     @model_validator(mode="after")
     def _check(self) -> Clipped:

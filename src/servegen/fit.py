@@ -66,6 +66,7 @@ from scipy import special, stats
 from . import dask_fit
 from ._rng import generator
 from .arrivals import weibull_shape
+from .attributes import RankCorrelation
 from .burst_fit import fit_bursts
 from .burst_models import client_schedule, warp
 from .client import Client
@@ -985,14 +986,7 @@ def _dependence(rho: float, n: int) -> tuple[dict[str, Any], str]:
         return {}, "not estimable (a constant field or < 3 requests)"
     if abs(rho) * math.sqrt(max(n - 1, 1)) < RHO_SIGMAS:
         return {}, "not significant"
-    if "dependence" not in Client.model_fields:
-        return {}, "not carried: Client has no `dependence` field"
-    import servegen  # the package namespace, read at call time (no import cycle)
-
-    cls = getattr(servegen, "RankCorrelation", None)
-    if cls is None:
-        return {}, "not carried: servegen.RankCorrelation not found"
-    return {"dependence": cls(input_output=float(rho))}, "carried"
+    return {"dependence": RankCorrelation(input_output=float(rho))}, "carried"
 
 
 def fit(

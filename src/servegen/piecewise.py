@@ -9,7 +9,7 @@ from pydantic import model_validator
 
 from ._base import FloatArray, Frozen
 from .arrivals import ArrivalProcess, ArrivalSchedule, Pieces, _check_times
-from .distributions import Distribution, _as_distribution
+from .distributions import Distribution, as_distribution
 
 __all__ = ["Piecewise"]
 
@@ -39,7 +39,7 @@ class Piecewise(Frozen):
     @classmethod
     def _coerce(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("models"), (list, tuple)):
-            data = {**data, "models": [_as_distribution(m) for m in data["models"]]}
+            data = {**data, "models": [as_distribution(m) for m in data["models"]]}
         return data
 
     @model_validator(mode="after")

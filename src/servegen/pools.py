@@ -456,7 +456,7 @@ class Pool:
         rates = self._rates()[i]
         law = p.law[i, idx]
         if self.laws == "fitted":
-            cvs = _fitted_cv(law, p.shape[i, idx].astype(np.float64))
+            cvs = fitted_cv(law, p.shape[i, idx].astype(np.float64))
         else:
             cvs = p.cv[i, idx].astype(np.float64)
         laws = [_LAW_NAMES.get(int(c), "poisson") for c in law]
@@ -509,7 +509,14 @@ def _ro(a: NDArray[Any]) -> NDArray[Any]:
     return a
 
 
-def _fitted_cv(law: NDArray[np.uint8], shape: NDArray[np.float64]) -> NDArray[np.float64]:
+def fitted_cv(law: NDArray[np.uint8], shape: NDArray[np.float64]) -> NDArray[np.float64]:
+    """CV of inter-arrival times of each fitted law (profile codes: 1 Gamma, 2 Weibull) from its shape.
+
+    1 where there is no law or no shape. Internal API shared with :mod:`servegen.compat`.
+
+    >>> fitted_cv(np.array([1, 2, 0], dtype=np.uint8), np.array([0.25, 1.0, 0.0])).round(3).tolist()
+    [2.0, 1.0, 1.0]
+    """
     cv = np.ones_like(shape)
     g, w = (law == 1) & (shape > 0), (law == 2) & (shape > 0)
     cv[g] = 1 / np.sqrt(shape[g])
@@ -539,6 +546,16 @@ def _cdf_rows(
     total = w.sum()
     cdf = np.cumsum(w) / total if total > 0 else np.zeros_like(v)
     return pd.DataFrame({"metric": metric, "stat": stat, "window_start": ws, "value": v, "cdf": cdf})
+
+
+def masked_pool(profile: Profile, *, start: float, end: float, keep: NDArray[np.bool_]) -> Pool:
+    """The pool of ``profile`` over ``[start, end)`` keeping only the (client, window) cells set in ``keep``.
+
+    ``keep`` has one row per client of the profile and one column per window of the span.
+    Internal API of :mod:`servegen.compat`'s filtered views; users filter with
+    :meth:`Pool.filter`.
+    """
+    return Pool(profile, start=start, end=end, mask=keep)
 
 
 def _pool_from_spec(spec: Mapping[str, Any]) -> Pool:

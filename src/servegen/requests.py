@@ -52,6 +52,7 @@ CORE_DTYPES: dict[str, Any] = {
     "output_tokens": np.int64,
 }
 _META_KEY = b"servegen"
+META_KEY = _META_KEY  # servegen's key in Arrow schema metadata, shared with formats/canonical
 
 
 @dataclass(frozen=True)

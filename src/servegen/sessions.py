@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from pydantic import Field, field_validator, model_validator
 
 from ._base import Frozen
-from .attributes import _value_field
+from .attributes import value_field
 from .distributions import Constant, Distribution, Empirical, Zipf
 from .requests import Ragged
 
@@ -91,12 +91,12 @@ class Session(Frozen):
     @field_validator("turns", mode="before")
     @classmethod
     def _coerce_turns(cls, v: Any) -> Any:
-        return _value_field(v, "Session", "turns", low=1.0)
+        return value_field(v, "Session", "turns", low=1.0)
 
     @field_validator("think_time", "new_tokens", mode="before")
     @classmethod
     def _coerce(cls, v: Any, info: Any) -> Any:
-        return _value_field(v, "Session", info.field_name)
+        return value_field(v, "Session", info.field_name)
 
     @model_validator(mode="after")
     def _check(self) -> Session:
@@ -155,7 +155,7 @@ class SharedPrefix(Frozen):
     @field_validator("popularity", "tokens", mode="before")
     @classmethod
     def _coerce(cls, v: Any, info: Any) -> Any:
-        return _value_field(v, "SharedPrefix", info.field_name)
+        return value_field(v, "SharedPrefix", info.field_name)
 
     @model_validator(mode="after")
     def _check(self) -> SharedPrefix:

@@ -33,7 +33,7 @@ from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
 from servegen.client import Client as NativeClient
 from servegen.distributions import Empirical
 from servegen.piecewise import Piecewise
-from servegen.pools import Pool, _fitted_cv
+from servegen.pools import fitted_cv, masked_pool
 
 from ._tables import (
     LAW_NAMES,
@@ -567,7 +567,7 @@ class _Eval:
             assert t.rows is not None
             full = np.zeros((t.profile.client_ids.size, self.sel.size), dtype=bool)
             full[t.rows] = keep
-            return Pool(t.profile, start=self.start, end=self.end, mask=full).to_clients()
+            return masked_pool(t.profile, start=self.start, end=self.end, keep=full).to_clients()
         return {
             int(t.ids[c]): self._custom_client(c, keep[c] & self.active[c])
             for c in np.flatnonzero((keep & self.active).any(axis=1)).tolist()
@@ -579,7 +579,7 @@ class _Eval:
         # The recorded CV is what the window showed; a recorded 0 (a degenerate fit) falls
         # back to the CV of the fitted law's shape, which is what upstream sampled.
         cv = t.cv[c, w]
-        cv = np.where(cv > 0, cv, _fitted_cv(law, np.nan_to_num(t.shape[c, w])))
+        cv = np.where(cv > 0, cv, fitted_cv(law, np.nan_to_num(t.shape[c, w])))
         times = self.ts
         rates = np.where(live, t.rate[c, w], 0.0)
         laws = [LAW_NAMES.get(int(x), "poisson").lower() for x in law]

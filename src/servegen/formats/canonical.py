@@ -71,7 +71,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import _keys
-from ..requests import _META_KEY, Ragged, Requests
+from ..requests import META_KEY as _META_KEY
+from ..requests import Ragged, Requests
 from . import _io, _tables
 
 __all__ = ["CsvWriter", "JsonlWriter", "ParquetWriter", "read_generic"]
