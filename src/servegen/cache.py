@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import check_whole
 from .requests import Ragged
 
 __all__ = ["lru_hit_rate", "prefix_hit_rate"]
@@ -64,8 +65,7 @@ def lru_hit_rate(requests: Any, capacity: int) -> float:
     Simulated block by block with an ``OrderedDict`` (an exact LRU needs the sequential
     state; about 1 µs per block access).
     """
-    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-        raise ValueError(f"lru_hit_rate: `capacity` must be a whole number of blocks >= 1, got {capacity!r}")
+    capacity = check_whole(capacity, "capacity", owner="lru_hit_rate", low=1, unit="blocks")
     ids = _ids(requests)
     if ids.values.size == 0:
         raise ValueError("lru_hit_rate: no blocks (empty hash_ids)")

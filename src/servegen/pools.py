@@ -42,6 +42,7 @@ from scipy import special
 
 from ._pmf import stats
 from ._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, list_profiles, load_profile
+from ._validate import check_number, is_number
 from .arrivals import ArrivalSchedule
 from .attributes import Modality, Multimodal, Reasoning
 from .client import Client
@@ -57,8 +58,7 @@ DAY = 86400.0
 def _check_bounds(what: str, lo: Any, hi: Any) -> None:
     """``min_<what>``/``max_<what>`` of :meth:`Pool.filter`: numbers (inf allowed), not NaN, min <= max."""
     for name, v in ((f"min_{what}", lo), (f"max_{what}", hi)):
-        ok = v is None or (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool))
-        if not ok or (v is not None and math.isnan(v)):
+        if not (v is None or (is_number(v) and not math.isnan(v))):
             raise ValueError(f"Pool.filter: `{name}` must be a number (not NaN) or None, got {v!r}")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"Pool.filter: `min_{what}` must be <= `max_{what}`, got {lo!r} > {hi!r}")
@@ -179,8 +179,7 @@ class Pool:
         day by day (the language pools cover 14 days, the others one day).
         """
         for name, v in (("start", start), ("end", end)):
-            if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"Pool.span: `{name}` must be a finite number of seconds >= 0, got {v!r}")
+            check_number(v, name, owner="Pool.span", low=0, unit="seconds")
         if end <= start:
             raise ValueError(f"Pool.span: `end` must be > `start`, got start={start!r}, end={end!r}")
         a, b = self.start + start, self.start + end

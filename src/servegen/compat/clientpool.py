@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from servegen._profiles import list_profiles
+from servegen._validate import check_number, is_number
 from servegen.arrivals import ArrivalSchedule
 from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
 from servegen.client import Client as NativeClient
@@ -111,10 +112,6 @@ def _check_timestamps(who: str, name: str, keys: list[Any]) -> None:
         raise ValueError(f"{who}: `{name}` timestamps must be in ascending order, got {keys[:8]!r}")
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def _check_trace_entry(who: str, ts: Any, entry: Any) -> None:
     loc = f"{who}: `trace[{ts!r}]"
     if not isinstance(entry, Mapping):
@@ -123,9 +120,7 @@ def _check_trace_entry(who: str, ts: Any, entry: Any) -> None:
     if missing:
         raise ValueError(f"{loc}` is missing {missing!r} (each entry needs 'rate', 'cv' and 'pat')")
     for key in ("rate", "cv"):
-        v = entry[key]
-        if not (_is_number(v) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{loc}['{key}']` must be a finite number >= 0, got {v!r}")
+        check_number(entry[key], f"trace[{ts!r}]['{key}']", owner=who, low=0)
     pat = entry["pat"]
     if not (isinstance(pat, (tuple, list)) and len(pat) == 2):
         raise ValueError(f"{loc}['pat']` must be (law, (shape, scale)), got {pat!r}")
@@ -135,7 +130,7 @@ def _check_trace_entry(who: str, ts: Any, entry: Any) -> None:
         raise ValueError(f"{loc}['pat']` law must be one of {names!r}, got {law!r}")
     if not (
         isinstance(params, (tuple, list)) and len(params) == 2
-        and all(_is_number(p) and math.isfinite(p) and p > 0 for p in params)
+        and all(is_number(p) and math.isfinite(p) and p > 0 for p in params)
     ):  # fmt: skip
         raise ValueError(
             f"{loc}['pat']` parameters must be (shape, scale), two finite numbers > 0, got {params!r}"
@@ -213,7 +208,7 @@ class _LengthFilter(_Filter):
 
 
 def _bound(owner: str, name: str, v: Any) -> float:
-    if not (_is_number(v) and not math.isnan(v)):
+    if not (is_number(v) and not math.isnan(v)):
         raise ValueError(f"{owner}: `{name}` must be a number, got {v!r}")
     return float(v)
 
@@ -417,7 +412,7 @@ class ClientPoolView(_Views):
         filters: tuple[Callable[[ClientWindow], bool], ...] = (),
     ) -> None:
         for name, v in (("start_time", start_time), ("end_time", end_time)):
-            if not _is_number(v) or math.isnan(v):
+            if not is_number(v) or math.isnan(v):
                 raise ValueError(f"span: `{name}` must be a number of seconds, got {v!r}")
         if not (math.isfinite(start_time) and start_time >= 0):
             raise ValueError(f"span: `start_time` must be finite and >= 0, got {start_time!r}")
@@ -441,7 +436,7 @@ class ClientPoolView(_Views):
     def span(self, start_time: float, end_time: float) -> ClientPoolView:
         """A sub-range relative to this view's start (it may reach past this view's end)."""
         for name, v in (("start_time", start_time), ("end_time", end_time)):
-            if not _is_number(v):
+            if not is_number(v):
                 raise ValueError(f"span: `{name}` must be a number of seconds, got {v!r}")
         a = self.start_time
         return ClientPoolView(self.pool, a + start_time, a + end_time, self.filters)

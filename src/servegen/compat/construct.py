@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from servegen._validate import check_number, is_number
 from servegen.attributes import MODALITIES
 from servegen.requests import Requests
 from servegen.workload import Workload
@@ -109,13 +110,7 @@ def generate_workload(
     index = {t: j for j, t in enumerate(ev.ts_keys)}
     for t in starts:
         r = rate_fn[t]
-        if (
-            isinstance(r, bool)
-            or not isinstance(r, (int, float, np.integer, np.floating))
-            or not (math.isfinite(r) and r >= 0)
-        ):
-            raise ValueError(f"generate_workload: `rate_fn[{t!r}]` must be a finite number >= 0, got {r!r}")
-        target[index[t]] = r
+        target[index[t]] = check_number(r, f"rate_fn[{t!r}]", owner="generate_workload", low=0)
     totals = ev.totals()
     idle = [t for j, t in enumerate(ev.ts_keys) if totals[j] <= 0 and target[j] > 0]
     if idle:
@@ -191,9 +186,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _is_time(t: Any) -> bool:
-    return (
-        isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool) and math.isfinite(t)
-    )
+    return is_number(t) and math.isfinite(t)
 
 
 def _short(ts: list[Any]) -> str:

@@ -12,11 +12,12 @@ keys ``generate_workload`` expects).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from servegen._validate import check_number, check_whole
 
 from .clientpool import ClientPool, ClientPoolView
 
@@ -30,10 +31,7 @@ def _starts(pool: Any, owner: str) -> tuple[list[Any], NDArray[np.float64]]:
 
 
 def _positive(owner: str, name: str, v: Any, *, zero_ok: bool = False) -> float:
-    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-    if not (ok and math.isfinite(v) and (v >= 0 if zero_ok else v > 0)):
-        raise ValueError(f"{owner}: `{name}` must be a finite number {'>=' if zero_ok else '>'} 0, got {v!r}")
-    return float(v)
+    return check_number(v, name, owner=owner, low=0, strict=not zero_ok)
 
 
 def get_constant_rate_fn(pool: ClientPool | ClientPoolView, target_rate: float) -> dict[Any, float]:
@@ -86,8 +84,7 @@ def sample_from_cdf(cdf: tuple[Any, Any], n_samples: int = 1, rng: Any = None) -
         raise ValueError(
             f"sample_from_cdf: cumulative_probs must be finite and non-decreasing, got {probs!r}"
         )
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
-        raise ValueError(f"sample_from_cdf: `n_samples` must be a whole number >= 0, got {n_samples!r}")
+    n_samples = check_whole(n_samples, "n_samples", owner="sample_from_cdf")
     if values.size == 0:
         return np.array([])
     if isinstance(rng, np.random.RandomState):
