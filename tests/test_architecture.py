@@ -46,8 +46,6 @@ KNOWN = {
     ("private", "servegen.cli", "servegen.requests._atomic_write"),
     ("private", "servegen.formats", "servegen.requests._atomic_write"),
     ("private", "servegen.plot", "servegen.requests._atomic_write"),
-    # To be fixed next on this branch (arch, #12 phase 1).
-    ("long", "servegen.compat.clientpool"),
 }
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "ProfileTrace",
     "Tables",
     "dense_pdf",
+    "grouped_cdfs",
     "profile_tables",
     "tables_from_clients",
 ]
@@ -278,6 +279,41 @@ def compact_pdf(field: str, pdf: Any) -> tuple[NDArray[np.float64], NDArray[np.f
     if field == "reason_ratio":
         return idx / max(arr.size - 1, 1), probs
     return idx.astype(np.float64), probs
+
+
+def grouped_cdfs(
+    group: NDArray[np.intp], values: NDArray[np.float64], weights: NDArray[np.float64] | None, keys: list[Any]
+) -> dict[Any, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Per group (view window), the sorted values and their cumulative probabilities.
+
+    Unweighted: ``k / n``; weighted: cumulative normalized weight (ties sorted by
+    weight, as upstream's sort of (value, weight) pairs); a group whose weights sum to 0
+    gets empty arrays, as upstream.
+    """
+    n = values.size
+    if n == 0:
+        return {}
+    w = np.zeros(n) if weights is None else weights
+    order = np.lexsort((w, values, group))
+    g, v, w = group[order], values[order], w[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    pos = np.arange(n) - np.repeat(starts, counts)
+    if weights is None:
+        probs = (pos + 1) / np.repeat(counts, counts)
+        totals = counts.astype(np.float64)
+    else:
+        cum = np.cumsum(w)
+        seg = cum - np.repeat(np.r_[0.0, cum][starts], counts)
+        totals = seg[starts + counts - 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probs = seg / np.repeat(totals, counts)
+    probs[starts + counts - 1] = 1.0  # exact top, whatever the rounding of the sums
+    out = {}
+    empty = (np.empty(0), np.empty(0))
+    for s, k, tot in zip(starts.tolist(), counts.tolist(), totals.tolist(), strict=True):
+        out[keys[int(g[s])]] = (v[s : s + k], probs[s : s + k]) if tot > 0 else empty
+    return out
 
 
 def tables_from_clients(clients: Sequence[Any]) -> Tables:

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from servegen._profiles import list_profiles
-from servegen._validate import check_number, is_number
+from servegen._validate import is_number
 from servegen.arrivals import ArrivalSchedule
 from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
 from servegen.client import Client as NativeClient
@@ -36,6 +36,7 @@ from servegen.distributions import Empirical
 from servegen.piecewise import Piecewise
 from servegen.pools import fitted_cv, masked_pool
 
+from ._client import Client
 from ._tables import (
     LAW_NAMES,
     ProfileDataset,
@@ -43,118 +44,13 @@ from ._tables import (
     ProfileTrace,
     as_number,
     compact_pdf,
+    grouped_cdfs,
     profile_tables,
     tables_from_clients,
 )
-from .workload_types import ArrivalPat, Category, ClientWindow
+from .workload_types import Category, ClientWindow
 
 __all__ = ["Client", "ClientPool", "ClientPoolView"]
-
-_TRACE_KEYS = ("rate", "cv", "pat")
-_PDF_ATOL = 1e-6  # upstream's tolerance on a PDF's sum
-
-
-# -- Client --------------------------------------------------------------------------------
-@dataclass
-class Client:
-    """One client: ``trace`` per window start, ``dataset`` per length-window start.
-
-    ``trace[t]`` is ``{"rate": req/s, "cv": CV of inter-arrival times, "pat": (law,
-    (shape, scale))}`` with law ``"Gamma"`` or ``"Weibull"``, or ``None`` for a window
-    without requests; the window lasts until the next timestamp (the last one holds on).
-    ``dataset[t]`` maps field names (``input_tokens``, ``output_tokens``, ...) to PDFs:
-    ``pdf[i]`` is the probability of value ``i``; for ``reason_ratio`` entry ``i`` is the
-    ratio ``i / (len(pdf) - 1)``. Clients of an embedded pool read the shipped profile
-    through read-only mappings that build each dict or list on access.
-
-    >>> c = Client(7, trace={0: {"rate": 2.0, "cv": 1.5, "pat": ("Gamma", (0.44, 1.1))}},
-    ...            dataset={0: {"input_tokens": [0, 0.5, 0.5], "output_tokens": [0, 1.0]}})
-    >>> c.validate()
-    """
-
-    client_id: int
-    trace: Mapping[Any, Mapping[str, Any] | None]
-    dataset: Mapping[Any, Mapping[str, Any]]
-
-    def validate(self) -> None:
-        """Check the trace and dataset; raise ``ValueError`` naming the entry and rule."""
-        who = f"Client {self.client_id!r}"
-        if isinstance(self.client_id, bool) or not isinstance(self.client_id, (int, np.integer)):
-            raise TypeError(f"Client: `client_id` must be an int, got {self.client_id!r}")
-        if isinstance(self.trace, ProfileTrace) and isinstance(self.dataset, ProfileDataset):
-            return  # read-only views of a shipped profile, checked when it was built
-        for name in ("trace", "dataset"):
-            if not isinstance(getattr(self, name), Mapping):
-                raise TypeError(f"{who}: `{name}` must be a dict, got {type(getattr(self, name)).__name__}")
-        if not self.trace:
-            raise ValueError(f"{who}: `trace` must not be empty")
-        _check_timestamps(who, "trace", list(self.trace))
-        for ts, entry in self.trace.items():
-            if entry is not None:
-                _check_trace_entry(who, ts, entry)
-        _check_timestamps(who, "dataset", list(self.dataset))
-        for ts, fields in self.dataset.items():
-            if not isinstance(fields, Mapping):
-                raise ValueError(f"{who}: `dataset[{ts!r}]` must be a dict of field -> pdf, got {fields!r}")
-            for field, pdf in fields.items():
-                _check_pdf(f"{who}: `dataset[{ts!r}][{field!r}]`", pdf)
-
-
-def _check_timestamps(who: str, name: str, keys: list[Any]) -> None:
-    for ts in keys:
-        if (
-            isinstance(ts, bool)
-            or not isinstance(ts, (int, float, np.integer, np.floating))
-            or not (math.isfinite(ts) and ts >= 0)
-        ):
-            raise ValueError(f"{who}: `{name}` timestamps must be finite numbers of seconds >= 0, got {ts!r}")
-    if keys != sorted(keys):
-        raise ValueError(f"{who}: `{name}` timestamps must be in ascending order, got {keys[:8]!r}")
-
-
-def _check_trace_entry(who: str, ts: Any, entry: Any) -> None:
-    loc = f"{who}: `trace[{ts!r}]"
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{loc}` must be a dict with 'rate', 'cv', 'pat' (or None), got {entry!r}")
-    missing = [k for k in _TRACE_KEYS if k not in entry]
-    if missing:
-        raise ValueError(f"{loc}` is missing {missing!r} (each entry needs 'rate', 'cv' and 'pat')")
-    for key in ("rate", "cv"):
-        check_number(entry[key], f"trace[{ts!r}]['{key}']", owner=who, low=0)
-    pat = entry["pat"]
-    if not (isinstance(pat, (tuple, list)) and len(pat) == 2):
-        raise ValueError(f"{loc}['pat']` must be (law, (shape, scale)), got {pat!r}")
-    law, params = pat
-    names = [p.value for p in ArrivalPat]
-    if getattr(law, "value", law) not in names:
-        raise ValueError(f"{loc}['pat']` law must be one of {names!r}, got {law!r}")
-    if not (
-        isinstance(params, (tuple, list)) and len(params) == 2
-        and all(is_number(p) and math.isfinite(p) and p > 0 for p in params)
-    ):  # fmt: skip
-        raise ValueError(
-            f"{loc}['pat']` parameters must be (shape, scale), two finite numbers > 0, got {params!r}"
-        )
-
-
-def _check_pdf(where: str, pdf: Any) -> None:
-    if not isinstance(pdf, (list, tuple, np.ndarray)):
-        raise ValueError(f"{where} must be a list of probabilities, got {type(pdf).__name__}")
-    try:
-        arr = np.asarray(pdf, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must hold numbers only, got {list(pdf)[:5]!r}...") from None
-    if arr.ndim != 1:
-        raise ValueError(f"{where} must be a flat list of numbers, got {list(pdf)[:5]!r}")
-    bad = ~(np.isfinite(arr) & (arr >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"{where}: probabilities must be finite and >= 0, got {arr[i].item()!r} at index {i}"
-        )
-    total = float(arr.sum())
-    if abs(total - 1.0) > _PDF_ATOL:
-        raise ValueError(f"{where}: probabilities must sum to 1 (within {_PDF_ATOL:g}), got {total!r}")
 
 
 # -- filters -------------------------------------------------------------------------------
@@ -539,8 +435,8 @@ class _Eval:
         rate = t.rate[c, w]
         act = ~np.isnan(rate)
         out: dict[str, Any] = {
-            "rate": _grouped_cdfs(j[act], rate[act], None, self.ts_keys),
-            "cv": _grouped_cdfs(j[act], t.cv[c, w][act], rate[act], self.ts_keys),
+            "rate": grouped_cdfs(j[act], rate[act], None, self.ts_keys),
+            "cv": grouped_cdfs(j[act], t.cv[c, w][act], rate[act], self.ts_keys),
         }
         weight = np.where(act, rate, 0.0)  # upstream: a window without requests weighs 0
         for f, field in enumerate(t.fields):
@@ -548,7 +444,7 @@ class _Eval:
             has = pmf >= 0
             if has.any():
                 out[field] = {
-                    stat: _grouped_cdfs(j[has], t.stat(field, stat, pmf[has]), weight[has], self.ts_keys)
+                    stat: grouped_cdfs(j[has], t.stat(field, stat, pmf[has]), weight[has], self.ts_keys)
                     for stat in ("avg", "p50", "p95", "p99")
                 }
         return out
@@ -650,41 +546,6 @@ _SUPPORTED = frozenset(
     {"input_tokens", "text_tokens", "output_tokens", "reason_ratio"}
     | {f"{m}_{k}" for m in MODALITIES for k in ("count", "tokens")}
 )
-
-
-def _grouped_cdfs(
-    group: NDArray[np.intp], values: NDArray[np.float64], weights: NDArray[np.float64] | None, keys: list[Any]
-) -> dict[Any, tuple[NDArray[np.float64], NDArray[np.float64]]]:
-    """Per group (view window), the sorted values and their cumulative probabilities.
-
-    Unweighted: ``k / n``; weighted: cumulative normalized weight (ties sorted by
-    weight, as upstream's sort of (value, weight) pairs); a group whose weights sum to 0
-    gets empty arrays, as upstream.
-    """
-    n = values.size
-    if n == 0:
-        return {}
-    w = np.zeros(n) if weights is None else weights
-    order = np.lexsort((w, values, group))
-    g, v, w = group[order], values[order], w[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    counts = np.diff(np.r_[starts, n])
-    pos = np.arange(n) - np.repeat(starts, counts)
-    if weights is None:
-        probs = (pos + 1) / np.repeat(counts, counts)
-        totals = counts.astype(np.float64)
-    else:
-        cum = np.cumsum(w)
-        seg = cum - np.repeat(np.r_[0.0, cum][starts], counts)
-        totals = seg[starts + counts - 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            probs = seg / np.repeat(totals, counts)
-    probs[starts + counts - 1] = 1.0  # exact top, whatever the rounding of the sums
-    out = {}
-    empty = (np.empty(0), np.empty(0))
-    for s, k, tot in zip(starts.tolist(), counts.tolist(), totals.tolist(), strict=True):
-        out[keys[int(g[s])]] = (v[s : s + k], probs[s : s + k]) if tot > 0 else empty
-    return out
 
 
 def _category(category: Any) -> Category:
