@@ -42,10 +42,6 @@ KNOWN = {
     ("long", "servegen.workload"),
     ("long", "servegen.metrics"),
     ("long", "servegen.formats._io"),
-    # The "data" branch adds servegen._atomic.atomic_write: switch these three to it then.
-    ("private", "servegen.cli", "servegen.requests._atomic_write"),
-    ("private", "servegen.formats", "servegen.requests._atomic_write"),
-    ("private", "servegen.plot", "servegen.requests._atomic_write"),
 }
 
 

@@ -484,9 +484,9 @@ def save(fig: Figure, path: Any, **kwargs: Any) -> Any:
     """
     from pathlib import Path
 
-    from .requests import _atomic_write
+    from ._atomic import atomic_write
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     kwargs.setdefault("dpi", 110)
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))

@@ -74,7 +74,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..requests import Requests, _atomic_write
+from .._atomic import atomic_write
+from ..requests import Requests
 from . import aiperf, azure, bailian, burstgpt, canonical, guidellm, llmservingsim, mooncake, vidur, vllm
 from ._context import ContextWarning
 from ._detect import detect_format
@@ -249,7 +250,7 @@ def write_chunks(
         finally:
             writer.close()
 
-    return _atomic_write(file, run)
+    return atomic_write(file, run)
 
 
 def _as_requests(obj: Any, i: int) -> Requests:
