@@ -149,3 +149,13 @@ def test_import_servegen_does_not_import_matplotlib():
     code = "import sys, servegen; print('matplotlib' in sys.modules, 'servegen.plot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_axes_in_a_subfigure_return_the_savable_figure(reqs, tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    sub = fig.subfigures(1, 2)[1]
+    got = plot.iat_cdf(reqs, ax=sub.add_subplot())
+    assert got is fig  # the top-level figure (a SubFigure cannot be saved)
+    assert plot.save(got, tmp_path / "f.png").stat().st_size > 0

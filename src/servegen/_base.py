@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, Va
 __all__ = ["FloatArray", "Frozen", "as_1d_float", "describe_error", "parse_model", "registered_kinds"]
 
 #: kind -> class, filled as the model classes are defined; read by ``parse_model``.
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[BaseModel]] = {}
 
 
 def as_1d_float(value: Any, name: str = "array") -> np.ndarray:

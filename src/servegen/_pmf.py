@@ -63,9 +63,7 @@ def segment_ids(offsets: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
 
 
-def take(
-    offsets: NDArray[np.int64], idx: NDArray[np.int64], *arrays: np.ndarray
-) -> tuple[NDArray[np.int64], ...]:
+def take(offsets: NDArray[np.int64], idx: NDArray[np.int64], *arrays: np.ndarray) -> tuple[NDArray[Any], ...]:
     """Sub-table of the PMFs ``idx``: new offsets, then each of ``arrays`` gathered."""
     starts = offsets[idx]
     lens = offsets[idx + 1] - starts
@@ -180,7 +178,7 @@ def impute(raw: RawPool) -> tuple[NDArray[np.uint8], Table]:
     padded = np.zeros((n_c, n_d * per))
     padded[:, : raw.rate.shape[1]] = raw.rate
     mean_rate = padded.reshape(n_c, n_d, per).mean(axis=2)
-    has = (np.diff(raw.pmf_offsets) > 0).reshape(n_c, n_d, n_f).all(axis=2)
+    has = np.asarray((np.diff(raw.pmf_offsets) > 0).reshape(n_c, n_d, n_f).all(axis=2))
     wanted = ~has & (~raw.has_dataset[:, None] | (mean_rate > 0))
     source = np.full((n_c, n_d), SOURCE_NONE, dtype=np.uint8)
     source[has] = SOURCE_RELEASE
@@ -232,7 +230,7 @@ def field_table(
     mo, mv, mp = take(mixture[0], k_mix, *mixture[1:])
     offsets = np.concatenate((ro, ro[-1] + mo[1:]))
     table = (offsets, np.concatenate((rv, mv)), np.concatenate((rp, mp)))
-    row = np.arange(n_c * n_d).reshape(n_c, n_d)
+    row = np.arange(n_c * n_d, dtype=np.int64).reshape(n_c, n_d)
     row = np.where(source == SOURCE_IMPUTED, n_c * n_d + np.arange(n_d), row)
     row[source == SOURCE_NONE] = -1
     return table, row
@@ -272,7 +270,7 @@ def compact(
     start = seg_start.copy()
     start[1:] |= (cell[1:] != cell[:-1]) | (mass_cell[1:] != mass_cell[:-1]) | big[1:] | big[:-1]
     b = np.cumsum(start) - 1
-    mass = np.bincount(b, p)
+    mass: NDArray[np.float64] = np.bincount(b, p)  # type: ignore[assignment]  # weighted: float64
     mean = np.bincount(b, p * v) / mass
     if integer:
         rep = np.rint(mean)

@@ -67,6 +67,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -320,6 +321,10 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
 # --------------------------------------------------------------------------- sources
 
 
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
 @dataclass(frozen=True)
 class _Member:
     """One file of the pool: its name for messages, sizes, and how to open it."""
@@ -397,7 +402,7 @@ def _pool_files(source: Path, pool: str) -> Iterator[dict[str, _Member]]:
         folder = data / pool
         if folder.is_dir():
             yield {
-                p.name: _Member(str(p), p.stat().st_size, None, lambda p=p: p.open("rb"), _limit(p.name))
+                p.name: _Member(str(p), p.stat().st_size, None, _opener(p), _limit(p.name))
                 for p in sorted(folder.iterdir())
                 if p.is_file()
             }
@@ -429,7 +434,7 @@ def _zip_files(zf: zipfile.ZipFile, path: Path, pool: str) -> dict[str, _Member]
             f"{path}:{info.filename}",
             info.file_size,
             info.compress_size,
-            lambda info=info: zf.open(info),
+            partial(zf.open, info),
             _limit(m.group(2)),
         )
     if len(roots) > 1:

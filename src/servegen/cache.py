@@ -34,7 +34,9 @@ def _ids(x: Any) -> Ragged:
         if isinstance(col, Ragged):
             return col
         lengths = np.array([len(v) for v in col])
-        return Ragged.from_lengths(lengths, np.concatenate([np.asarray(v, np.int64) for v in col] or [[]]))
+        return Ragged.from_lengths(
+            lengths, np.concatenate([np.asarray(v, np.int64) for v in col] or [np.empty(0, np.int64)])
+        )
     raise TypeError(f"expected Requests or a DataFrame with `hash_ids`, or a Ragged, got {type(x).__name__}")
 
 

@@ -419,7 +419,8 @@ class Mixture(Distribution):
     weights: FloatArray
 
     def __init__(self, components: Any = None, weights: Any = None, **kw: Any) -> None:
-        super().__init__(components=components, weights=weights, **kw)
+        # pydantic's __init__ takes this model's fields; mypy's plugin checks the base's (none)
+        super().__init__(components=components, weights=weights, **kw)  # type: ignore[call-arg]
 
     @model_validator(mode="before")
     @classmethod
@@ -494,7 +495,8 @@ class Clipped(Distribution):
     def __init__(
         self, dist: Any = None, low: float | None = None, high: float | None = None, **kw: Any
     ) -> None:
-        super().__init__(dist=as_distribution(dist), low=low, high=high, **kw)
+        # pydantic's __init__ takes this model's fields; mypy's plugin checks the base's (none)
+        super().__init__(dist=as_distribution(dist), low=low, high=high, **kw)  # type: ignore[call-arg]
 
     @model_validator(mode="after")
     def _check(self) -> Clipped:

@@ -108,6 +108,14 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
+def _figure(ax: Axes) -> Figure:
+    """The figure ``ax`` draws in (the top-level one when ``ax`` sits in a subfigure)."""
+    from matplotlib.figure import Figure
+
+    fig = ax.figure
+    return fig if isinstance(fig, Figure) else fig.figure
+
+
 def _time_unit(span: float) -> tuple[float, str]:
     if span > 3 * 3600:
         return 3600.0, "h"
@@ -166,8 +174,8 @@ def rate_over_time(data: Any, *, bin: float | None = None, top: int = 0, ax: Axe
         bins = np.searchsorted(edges, tr.timestamp, side="right") - 1
         bins = np.clip(bins, 0, len(widths) - 1)  # a point exactly at `end` joins the last bin
         # one 2-D bincount: row = client, column = time bin
-        grid = np.bincount(tr.codes * len(widths) + bins, minlength=len(tr.names) * len(widths))
-        grid = grid.reshape(len(tr.names), len(widths)) / widths
+        hits = np.bincount(tr.codes * len(widths) + bins, minlength=len(tr.names) * len(widths))
+        grid = hits.reshape(len(tr.names), len(widths)) / widths
         layers = [grid[i] for i in idx]
         if len(idx) < len(tr.names):
             layers.append(grid.sum(axis=0) - np.sum(layers, axis=0))
@@ -188,7 +196,7 @@ def rate_over_time(data: Any, *, bin: float | None = None, top: int = 0, ax: Axe
     ax.set_xlim(0, tr.end / unit)
     ax.set_ylim(bottom=0)
     ax.set_title("Arrival rate")
-    return ax.figure
+    return _figure(ax)
 
 
 def iat_cdf(data: Any, *, ax: Axes | None = None) -> Figure:
@@ -228,7 +236,7 @@ def iat_cdf(data: Any, *, ax: Axes | None = None) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small", loc="upper left")
     ax.set_title("Inter-arrival times")
-    return ax.figure
+    return _figure(ax)
 
 
 #: Token columns drawn by default when present (multimodal totals, reasoning split).
@@ -266,7 +274,7 @@ def length_cdf(data: Any, *, columns: Sequence[str] | None = None, ax: Axes | No
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small", loc="upper left")
     ax.set_title("Request lengths")
-    return ax.figure
+    return _figure(ax)
 
 
 def client_share(data: Any, *, top: int = 10, ax: Axes | None = None) -> Figure:
@@ -296,7 +304,7 @@ def client_share(data: Any, *, top: int = 10, ax: Axes | None = None) -> Figure:
     ax.invert_yaxis()  # largest client on top
     ax.set_xlabel("share of requests (%)")
     ax.set_title(f"Clients ({len(tr.names) or 1})")
-    return ax.figure
+    return _figure(ax)
 
 
 def overview(data: Any, *, bin: float | None = None, top: int = 5, fig: Figure | None = None) -> Figure:

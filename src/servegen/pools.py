@@ -31,9 +31,9 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -299,8 +299,8 @@ class Pool:
         p = self.profile
         widx = self._window_index()
         rows = np.arange(len(p.client_ids))
-        c, w = np.meshgrid(rows, np.arange(widx.size), indexing="ij")
-        c, w = c.ravel(), w.ravel()
+        cg, wg = np.meshgrid(rows, np.arange(widx.size), indexing="ij")
+        c, w = cg.ravel(), wg.ravel()
         src = widx[w]
         starts = self._piece_times()
         frame: dict[str, Any] = {
@@ -341,7 +341,7 @@ class Pool:
         s = self.summary()
         out = []
         for metric, weighted in (("rate", False), ("cv", True)):
-            for ws, g in s.groupby("window_start", sort=True):
+            for ws, g in cast("Iterable[tuple[float, pd.DataFrame]]", s.groupby("window_start", sort=True)):
                 out.append(
                     _cdf_rows(
                         g[metric].to_numpy(), g["rate"].to_numpy() if weighted else None, metric, "", ws
@@ -355,7 +355,7 @@ class Pool:
         s["length_window"] = s["source_window"] * WINDOW_S // LENGTH_WINDOW_S
         for f in p.fields:
             stats = {**p.length_stats(f), "p95": self._quantile_table(f, 0.95)}
-            for d, g in s.groupby("length_window", sort=True):
+            for d, g in cast("Iterable[tuple[int, pd.DataFrame]]", s.groupby("length_window", sort=True)):
                 weights = g.groupby("client")["rate"].mean()  # a client's mean rate over the 6 hours
                 rows = np.searchsorted(p.client_ids, weights.index.to_numpy())
                 start = float(d * LENGTH_WINDOW_S - self.start)
@@ -385,7 +385,10 @@ class Pool:
 
     def scaled_rate(self, factor: float) -> dict[float, float]:
         """The native aggregate rate times ``factor``, per window."""
-        return {float(t): float(r) * factor for t, r in self.aggregate_rate().items()}
+        rate = self.aggregate_rate()
+        return {
+            float(t): float(r) * factor for t, r in zip(rate.index.to_numpy(), rate.to_numpy(), strict=True)
+        }
 
     def bounded_rate(self, peak: float) -> dict[float, float]:
         """The native aggregate shape scaled so that its highest window is ``peak`` req/s."""
@@ -436,7 +439,7 @@ class Pool:
     def _piece_times(self) -> NDArray[np.float64]:
         """Start of each piece relative to the view (the first is 0, edges truncated)."""
         first = int(self.start // WINDOW_S)
-        t = (first + np.arange(self._window_index().size)) * float(WINDOW_S) - self.start
+        t = (first + np.arange(self._window_index().size, dtype=np.float64)) * float(WINDOW_S) - self.start
         t[0] = 0.0
         return t
 
@@ -488,8 +491,8 @@ class Pool:
             models = [self._empirical(i, int(d), f) for d in ds]
             known = [m for m in models if m is not None]
             fallback = known[0] if known else Constant(value=0.0)
-            models = [m if m is not None else fallback for m in models]
-            out[f] = models[0] if len(models) == 1 else Piecewise(times, models)
+            filled = [m if m is not None else fallback for m in models]
+            out[f] = filled[0] if len(filled) == 1 else Piecewise(times, filled)
         return out
 
     def _empirical(self, i: int, d: int, field: str) -> Empirical | None:

@@ -359,11 +359,11 @@ def tables_from_clients(clients: Sequence[Any]) -> Tables:
         tables[f] = FieldTable.build(offsets, np.concatenate(vals), np.concatenate(probs))
     win_pmf = np.full((n, n_win, len(fields)), -1, dtype=np.int32)
     win_dkey = np.full((n, n_win), np.nan)
-    for c, (keys, rows, dsel) in enumerate(per_client):
+    for c, (dkeys, rows, dsel) in enumerate(per_client):
         for k, row in enumerate(rows):
             at = dsel == k
             win_pmf[c, at] = [row.get(f, -1) for f in fields]
-            win_dkey[c, at] = keys[k]
+            win_dkey[c, at] = dkeys[k]
     return Tables(
         ids=np.array([c.client_id for c in clients], dtype=np.int64),
         times=times,

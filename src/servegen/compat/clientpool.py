@@ -211,7 +211,8 @@ class ClientPool(_Views):
             rows = np.arange(base.ids.size) if include_imputed else np.flatnonzero(~base.profile.imputed)
             self._tables = base if rows.size == base.ids.size else base.subset(rows)
             self._list = [
-                Client(int(base.ids[r]), ProfileTrace(base, r), ProfileDataset(base, r)) for r in rows
+                Client(int(base.ids[r]), ProfileTrace(base, r), ProfileDataset(base, r))
+                for r in rows.tolist()
             ]
         else:
             if not include_imputed:
@@ -377,7 +378,7 @@ class _Eval:
                     ok = [bool(f(w)) for w in self.windows(c, js)]
                     mask[c, js] = ok
         self.mask = mask
-        self.included = (mask & self.active).any(axis=1)
+        self.included = np.asarray((mask & self.active).any(axis=1))
         self.keep = mask & self.included[:, None]
 
     def arr(self, name: str) -> NDArray[Any]:
