@@ -6,15 +6,15 @@ Usage::
 
 The zip defaults to ``../shared/data/ServeGen-main.zip`` next to the repository root (found
 from this script's location, not the working directory). For every pool it writes
-``<category>__<model>.npz`` (format: ``servegen/_profiles.py``), then ``index.json`` (one
+``<category>__<model>.npz`` (format: ``servegen/pools/_profiles.py``), then ``index.json`` (one
 entry per pool) and ``LICENSE-upstream`` (the release's Apache-2.0 text). It then reads
 each written file back and prints its size and the worst distance of its length PMFs to
 the release's (KS, relative mean, p50, p99). Deterministic: no randomness, and reruns
 write identical bytes.
 
-Steps per pool (details in ``servegen/_pmf.py``):
+Steps per pool (details in ``servegen/pools/_pmf.py``):
 
-1. parse and validate the release (``servegen._release.read_pool``);
+1. parse and validate the release (``servegen.pools._release.read_pool``);
 2. impute the PMFs of clients whose ``dataset.json`` is missing: rate-weighted mixture
    of the other clients of the same 6-hour window (``_pmf.impute``);
 3. compact every PMF: merge adjacent support points into bins of < 0.75 % mass and
@@ -42,9 +42,9 @@ DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "ServeGen-main.zip"
 DEFAULT_OUT = ROOT / "data" / "pools"
 sys.path.insert(0, str(ROOT / "src"))  # build with this checkout's code, not an installed one
 
-from servegen import _pmf  # noqa: E402
-from servegen._profiles import FORMAT, Profile, read_profile, to_planes  # noqa: E402
-from servegen._release import FLOAT_FIELDS, LENGTH_WINDOW_S, POOLS, WINDOW_S, RawPool, read_pool  # noqa: E402
+from servegen.pools import _pmf  # noqa: E402
+from servegen.pools._profiles import FORMAT, Profile, read_profile, to_planes  # noqa: E402
+from servegen.pools._release import FLOAT_FIELDS, LENGTH_WINDOW_S, POOLS, WINDOW_S, RawPool, read_pool  # noqa: E402
 
 SOURCE = {
     "repository": "https://github.com/alibaba/ServeGen",

@@ -255,7 +255,7 @@ def test_cycle_finder():
         ("from .requests import Requests", [("servegen.requests", "Requests")]),
         ("def f():\n    from .workload import Workload", [("servegen.workload", "Workload")]),
         ("from . import _rng", [("servegen._rng", None)]),
-        ("from servegen._pmf import _segment_cumsum", [("servegen._pmf", "_segment_cumsum")]),
+        ("from servegen.pools._pmf import _x", [("servegen.pools._pmf", "_x")]),
         ("import servegen", [("servegen", None)]),
         ("from ..requests import Requests", []),  # above the package: not servegen
     ],

@@ -1,5 +1,5 @@
-"""The shipped pool profiles (servegen._profiles), their fidelity to the upstream release,
-the release parser (servegen._release) and the PMF helpers behind both (servegen._pmf)."""
+"""The shipped pool profiles (servegen.pools._profiles), their fidelity to the upstream release,
+the release parser (servegen.pools._release) and the PMF helpers behind both (servegen.pools._pmf)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servegen import _pmf, _profiles
-from servegen._profiles import list_profiles, load_profile
-from servegen._release import POOLS, RawPool, read_pool
+from servegen.pools import _pmf, _profiles
+from servegen.pools._profiles import list_profiles, load_profile
+from servegen.pools._release import POOLS, RawPool, read_pool
 
 # name: (clients, 600 s windows, 6 h windows, fields, clients whose dataset.json is missing)
 EXPECTED = {

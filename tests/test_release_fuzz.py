@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import servegen as sg
-from servegen import _release
+from servegen.pools import _release
 
 POOL = "language/m-test"
 ROOT = f"ServeGen-main/data/{POOL}"

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen import _pmf
-from servegen._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, load_profile
+from servegen.pools import _pmf
+from servegen.pools._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, load_profile
 
 __all__ = [
     "LAW_CODES",

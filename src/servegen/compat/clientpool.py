@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._profiles import list_profiles
 from servegen._validate import is_number
 from servegen.arrivals import ArrivalSchedule
 from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
@@ -35,6 +34,7 @@ from servegen.client import Client as NativeClient
 from servegen.distributions import Empirical
 from servegen.piecewise import Piecewise
 from servegen.pools import fitted_cv, masked_pool
+from servegen.pools._profiles import list_profiles
 
 from ._client import Client
 from ._tables import (

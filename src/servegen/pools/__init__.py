@@ -40,14 +40,14 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
+from .._validate import check_number, is_number
+from ..arrivals import ArrivalSchedule
+from ..attributes import Modality, Multimodal, Reasoning
+from ..client import Client
+from ..distributions import Constant, Empirical
+from ..piecewise import Piecewise
 from ._pmf import stats
 from ._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, list_profiles, load_profile
-from ._validate import check_number, is_number
-from .arrivals import ArrivalSchedule
-from .attributes import Modality, Multimodal, Reasoning
-from .client import Client
-from .distributions import Constant, Empirical
-from .piecewise import Piecewise
 
 __all__ = ["Pool", "list_pools", "load_pool", "read_release"]
 

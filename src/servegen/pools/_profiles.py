@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._pmf import segment_cumsum, stats
+from ._pmf import segment_cumsum, stats
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -300,7 +300,7 @@ def _data_dir() -> Traversable:
     installed = resources.files("servegen").joinpath("_data", "pools")
     if installed.joinpath("index.json").is_file():
         return installed
-    checkout = Path(__file__).resolve().parents[2] / "data" / "pools"
+    checkout = Path(__file__).resolve().parents[3] / "data" / "pools"
     if (checkout / "index.json").is_file():
         return checkout
     raise FileNotFoundError(
@@ -320,8 +320,8 @@ def profile_from_release(source: Any, pool: str) -> Profile:
     Missing length files are imputed as in the shipped profiles; zero-probability points
     are dropped and each PMF is renormalized (the release sums to 1 within 1e-15).
     """
-    from servegen import _pmf
-    from servegen._release import FLOAT_FIELDS, read_pool
+    from . import _pmf
+    from ._release import FLOAT_FIELDS, read_pool
 
     raw = read_pool(source, pool)
     src, mixture = _pmf.impute(raw)

@@ -67,7 +67,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -321,10 +320,6 @@ def read_pool(source: str | Path, pool: str) -> RawPool:
 # --------------------------------------------------------------------------- sources
 
 
-def _opener(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: path.open("rb")
-
-
 @dataclass(frozen=True)
 class _Member:
     """One file of the pool: its name for messages, sizes, and how to open it."""
@@ -332,7 +327,7 @@ class _Member:
     name: str
     size: int  # declared (zip) or on-disk size, bytes
     packed: int | None  # compressed size in the zip; None in a directory
-    open: Callable[[], IO[bytes]]
+    open: Callable[..., IO[bytes]]  # called without arguments (`...`: the lambdas bind their file)
     limit: int  # bound on the bytes this file may hold
 
     def read(self) -> bytes:
@@ -402,7 +397,7 @@ def _pool_files(source: Path, pool: str) -> Iterator[dict[str, _Member]]:
         folder = data / pool
         if folder.is_dir():
             yield {
-                p.name: _Member(str(p), p.stat().st_size, None, _opener(p), _limit(p.name))
+                p.name: _Member(str(p), p.stat().st_size, None, lambda p=p: p.open("rb"), _limit(p.name))
                 for p in sorted(folder.iterdir())
                 if p.is_file()
             }
@@ -434,7 +429,7 @@ def _zip_files(zf: zipfile.ZipFile, path: Path, pool: str) -> dict[str, _Member]
             f"{path}:{info.filename}",
             info.file_size,
             info.compress_size,
-            partial(zf.open, info),
+            lambda info=info: zf.open(info),
             _limit(m.group(2)),
         )
     if len(roots) > 1:

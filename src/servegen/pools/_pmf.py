@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from servegen._release import LENGTH_WINDOW_S, WINDOW_S, RawPool
+from ._release import LENGTH_WINDOW_S, WINDOW_S, RawPool
 
 __all__ = [
     "BIN_MASS",
