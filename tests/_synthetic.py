@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import servegen as sg
-from servegen._profiles import load_profile
-from servegen._release import FLOAT_FIELDS, POOLS
 from servegen.formats import write
+from servegen.pools._profiles import load_profile
+from servegen.pools._release import FLOAT_FIELDS, POOLS
 
 CONVERSATION = "conversation_trace.jsonl"
 SYNTHETIC = "synthetic_trace.jsonl"

@@ -32,6 +32,10 @@ KNOWN = {
     ("upward", "servegen.client", "servegen.workload"),
     # Workload resolves pool specs by importing pools: to go through the model registry.
     ("upward", "servegen.workload", "servegen.pools"),
+    # Hooks that hand a Dask input to the out-of-core drivers above them (Workload.to_dask,
+    # fit/characterize on a Dask DataFrame): to be inverted so the driver is called directly.
+    ("upward", "servegen.workload", "servegen.dask_sample"),
+    ("upward", "servegen.fit", "servegen.dask_fit"),
     ("private", "servegen.workload", "servegen.pools._pool_from_spec"),
     ("private", "servegen.workload", "servegen.client._CustomArrival"),
     # The times check belongs in servegen._validate; arrivals.py is being rewritten.
@@ -195,6 +199,7 @@ def test_layer_table_is_read():
         "workload",
         "outputs",
         "sources",
+        "drivers",
         "interface",
         "namespace",
     ]

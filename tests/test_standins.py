@@ -11,8 +11,8 @@ import pytest
 
 import servegen as sg
 from _synthetic import MISSING, write_conversation, write_release, write_synthetic
-from servegen._profiles import load_profile
-from servegen._release import read_pool
+from servegen.pools._profiles import load_profile
+from servegen.pools._release import read_pool
 
 
 def test_conversation_stand_in_is_a_mooncake_hour_on_a_3s_clock(tmp_path):
