@@ -22,10 +22,9 @@ from numpy.typing import NDArray
 
 from servegen.pools import _pmf
 from servegen.pools._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, load_profile
+from servegen.pools._release import LAW_CODES, LAW_NAMES
 
 __all__ = [
-    "LAW_CODES",
-    "LAW_NAMES",
     "REASON_GRID",
     "FieldTable",
     "ProfileDataset",
@@ -38,8 +37,6 @@ __all__ = [
     "tables_from_clients",
 ]
 
-LAW_NAMES = {1: "Gamma", 2: "Weibull"}
-LAW_CODES = {"Gamma": 1, "Weibull": 2}
 #: The release's ``reason_ratio`` PMFs sit on the grid ``i / 501`` (i = 0..500). Dense
 #: lists get 502 entries (the last, for 1.0, with probability 0) so that upstream's
 #: reading of entry ``i`` as ``i / (len - 1)`` gives back the exact ratio.

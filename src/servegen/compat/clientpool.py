@@ -33,12 +33,12 @@ from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
 from servegen.client import Client as NativeClient
 from servegen.distributions import Empirical
 from servegen.piecewise import Piecewise
-from servegen.pools import fitted_cv, masked_pool
+from servegen.pools import fitted_cv, law_names, masked_pool
 from servegen.pools._profiles import list_profiles
+from servegen.pools._release import LAW_NAMES
 
 from ._client import Client
 from ._tables import (
-    LAW_NAMES,
     ProfileDataset,
     ProfilePdfs,
     ProfileTrace,
@@ -474,7 +474,7 @@ class _Eval:
         cv = np.where(cv > 0, cv, fitted_cv(law, np.nan_to_num(t.shape[c, w])))
         times = self.ts
         rates = np.where(live, t.rate[c, w], 0.0)
-        laws = [LAW_NAMES.get(int(x), "poisson").lower() for x in law]
+        laws = law_names(law)
         cvs = np.where(live, cv, 1.0)
         pad = times[0] > 0  # the pool's trace starts after the view: nothing before it
         if pad:

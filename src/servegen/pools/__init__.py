@@ -48,10 +48,10 @@ from ..distributions import Constant, Empirical
 from ..piecewise import Piecewise
 from ._pmf import stats
 from ._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, list_profiles, load_profile
+from ._release import LAW_NAMES
 
 __all__ = ["Pool", "list_pools", "load_pool", "read_release"]
 
-_LAW_NAMES = {1: "gamma", 2: "weibull"}
 DAY = 86400.0
 
 
@@ -461,7 +461,7 @@ class Pool:
             cvs = fitted_cv(law, p.shape[i, idx].astype(np.float64))
         else:
             cvs = p.cv[i, idx].astype(np.float64)
-        laws = [_LAW_NAMES.get(int(c), "poisson") for c in law]
+        laws = law_names(law)
         # a recorded CV of 0 with a law (degenerate fit) would be a deterministic stream
         cvs = np.where((law > 0) & ~(cvs > 0), 1.0, np.where(law > 0, cvs, 1.0))
         arrival = ArrivalSchedule(times=self._piece_times(), rates=rates, cvs=cvs, laws=laws)
@@ -548,6 +548,17 @@ def _cdf_rows(
     total = w.sum()
     cdf = np.cumsum(w) / total if total > 0 else np.zeros_like(v)
     return pd.DataFrame({"metric": metric, "stat": stat, "window_start": ws, "value": v, "cdf": cdf})
+
+
+def law_names(codes: NDArray[np.uint8]) -> list[str]:
+    """``ArrivalSchedule`` law names of profile law codes (0, no law, is ``"poisson"`` at rate 0).
+
+    Internal API shared with :mod:`servegen.compat`.
+
+    >>> law_names(np.array([0, 1, 2], dtype=np.uint8))
+    ['poisson', 'gamma', 'weibull']
+    """
+    return [(LAW_NAMES[c] or "poisson").lower() for c in codes.tolist()]
 
 
 def masked_pool(profile: Profile, *, start: float, end: float, keep: NDArray[np.bool_]) -> Pool:
