@@ -379,7 +379,7 @@ def dispersion_curve(
     ax.set(xscale="log", yscale="log", xlabel="bin width (s)", ylabel="variance / mean of counts")
     ax.set_title("Dispersion of counts")
     ax.legend(fontsize="small")
-    return ax.figure
+    return _figure(ax)
 
 
 def comparison(windows: pd.DataFrame, a: Any, b: Any, names: Sequence[str]) -> Figure:
