@@ -26,10 +26,12 @@ MAX_LINES = 600
 KNOWN = {
     # Requests.to_format imports the formats, which all import requests (circle 2).
     ("upward", "servegen.requests", "servegen.formats"),
-    # ArrivalProcess.sample calls workload.sample_process and Client.sample builds a
-    # Workload (circle 1): goes away when the engine moves below the models.
-    ("upward", "servegen.arrivals", "servegen.workload"),
+    # Client.sample builds a Workload (circle 1): goes away when the plan moves into the
+    # engine below the models.
     ("upward", "servegen.client", "servegen.workload"),
+    # The engine's timeline runs the kernels (Pieces, draw_residual, renewal_points) that
+    # still live in arrivals.py: they move into the engine package next.
+    ("upward", "servegen._timeline", "servegen.arrivals"),
     # Workload resolves pool specs by importing pools: to go through the model registry.
     ("upward", "servegen.workload", "servegen.pools"),
     # Hooks that hand a Dask input to the out-of-core drivers above them (Workload.to_dask,

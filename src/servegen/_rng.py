@@ -137,7 +137,8 @@ class WindowStreams:
                     self._seq = np.random.SeedSequence(self.root.entropy, spawn_key=key)
                 self._words = self._seq.generate_state(max(end, 3 * _WORDS), np.uint64)
             words = self._words[end - _WORDS : end]
-            gen = self._gens[purpose] = np.random.Generator(np.random.PCG64(_Words(words)))
+            # numpy accepts any ISeedSequence; its stubs name only SeedSequence
+            gen = self._gens[purpose] = np.random.Generator(np.random.PCG64(_Words(words)))  # type: ignore[arg-type]
         return gen
 
 
