@@ -473,7 +473,12 @@ def latency_over_time(
     rate_ax.set_title(f"Arrival rate and {metric} latency")
     ok = results["ok"].to_numpy(dtype=bool) if "ok" in results.columns else np.ones(len(t), bool)
     values = pd.Series(results[metric].to_numpy(dtype=np.float64)[ok])
-    by_bin = values.groupby(idx[ok]).quantile(list(quantiles)).unstack().reindex(range(len(widths)))
+    by_bin = (
+        values.groupby(idx[ok])
+        .quantile(np.asarray(quantiles, np.float64))
+        .unstack()
+        .reindex(range(len(widths)))
+    )
     centers = (edges[:-1] + edges[1:]) / 2 / unit
     for i, q in enumerate(quantiles):
         lat_ax.plot(
