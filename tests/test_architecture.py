@@ -42,8 +42,9 @@ KNOWN = {
     # out of metrics.py in the next phase.
     ("upward", "servegen.metrics", "servegen.plot"),
     ("private", "servegen.workload", "servegen.pools._pool_from_spec"),
+    # Workload asks whether a user's arrival object knows its rate: a public protocol next.
     ("private", "servegen.workload", "servegen.client._CustomArrival"),
-    # The times check belongs in servegen._validate; arrivals.py is being rewritten.
+    # The times check belongs in servegen._validate, with the engine extraction of arrivals.py.
     ("private", "servegen.piecewise", "servegen.arrivals._check_times"),
     # God modules, split in the next phase of #12 (fit package, engine, plotting out of
     # metrics, one trace normalizer out of formats._io).
