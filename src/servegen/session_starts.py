@@ -59,7 +59,7 @@ def _cluster_noise(session: NDArray[np.int64], bins: NDArray[np.int64], n: int) 
     """Per bin, the sum over sessions of their squared turn counts in it: the variance of
     the bin's count that the sessions make (exact for Poisson starts)."""
     _, first, k = np.unique(session * n + bins, return_index=True, return_counts=True)
-    return np.bincount(bins[first], weights=k.astype(np.float64) ** 2, minlength=n)
+    return np.bincount(bins[first], weights=k.astype(np.float64) ** 2, minlength=n)  # type: ignore[return-value]  # weighted: float64
 
 
 def _continuations(
