@@ -60,7 +60,7 @@ _LAZY = {
     "fit_sessions": ".session_fit",
     "list_pools": ".pools",
     "load_pool": ".pools",
-    "merge": ".requests",
+    "merge": ".engine.merge",
     "parse_model": "._base",
     "read_parquet": ".requests",
     "read_release": ".pools",

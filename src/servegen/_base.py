@@ -3,15 +3,30 @@ arrival processes, attributes, clients)."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, ValidationInfo
 
-__all__ = ["FloatArray", "Frozen", "as_1d_float", "describe_error", "parse_model", "registered_kinds"]
+__all__ = [
+    "FloatArray",
+    "Frozen",
+    "as_1d_float",
+    "describe_error",
+    "parse_model",
+    "register_kind",
+    "registered_kinds",
+]
 
 #: kind -> class, filled as the model classes are defined; read by ``parse_model``.
 _REGISTRY: dict[str, type[BaseModel]] = {}
+#: kind -> builder of a spec that is not one frozen model (e.g. ``"pool"``), see ``register_kind``.
+_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {}
+#: kind -> the module that registers it, loaded on first use: ``import servegen`` loads its
+#: modules lazily, so a spec may name a kind whose module nobody has imported yet.
+_HOMES = {"pool": "servegen.pools"}
 
 
 def as_1d_float(value: Any, name: str = "array") -> np.ndarray:
@@ -110,6 +125,15 @@ def registered_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def register_kind(kind: str, build: Callable[[Mapping[str, Any]], Any]) -> None:
+    """Let :func:`parse_model` build specs of ``kind`` with ``build(spec)``.
+
+    A subsystem registers its own spec kinds (the pools register ``"pool"``), so the
+    modules that read specs (``Workload.from_dict``) need not import it.
+    """
+    _BUILDERS[kind] = build
+
+
 def parse_model(data: Any) -> Any:
     """Build the servegen model a JSON-like dict describes, by its ``kind``.
 
@@ -122,6 +146,10 @@ def parse_model(data: Any) -> Any:
     if not isinstance(data, dict):
         raise TypeError(f"a model spec must be a dict with a `kind`, got {data!r}")
     kind = data.get("kind")
+    if kind in _HOMES and kind not in _BUILDERS:
+        importlib.import_module(_HOMES[kind])  # registers the kind (a lookup, not a layer edge)
+    if kind in _BUILDERS:
+        return _BUILDERS[kind](data)
     if kind not in _REGISTRY:
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(registered_kinds())}")
     try:

@@ -20,16 +20,16 @@ gap law (a size-biased gap times a uniform), so short windows are not biased.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
-from scipy import special
 
 from ._base import FloatArray, Frozen, parse_model
+from .engine.kernels import DETERMINISTIC, GAMMA, LAWS, POISSON, WEIBULL, Pieces, weibull_shape
+from .engine.timeline import sample_process
 
 __all__ = [
     "ArrivalProcess",
@@ -45,169 +45,12 @@ __all__ = [
 
 Float64 = NDArray[np.float64]
 
-# Family codes of the vectorized renewal kernel.
-POISSON, GAMMA, WEIBULL, DETERMINISTIC, OBJECT = 0, 1, 2, 3, 4
-LAWS = {
-    "poisson": POISSON,
-    "gamma": GAMMA,
-    "weibull": WEIBULL,
-    "deterministic": DETERMINISTIC,
-    "model": OBJECT,
-}
-
 
 @runtime_checkable
 class ArrivalModel(Protocol):
     """What a user-defined arrival process needs: ``sample`` (and ``rate`` to be scaled)."""
 
     def sample(self, start: float, end: float, *, rng: np.random.Generator) -> Float64: ...
-
-
-def weibull_shape(cv: Any) -> Float64:
-    """The Weibull shape ``k`` whose inter-arrival CV is ``cv`` (vectorized).
-
-    Solves ``cv**2 + 1 = Γ(1 + 2/k) / Γ(1 + 1/k)**2`` (decreasing in ``k``).
-
-    >>> weibull_shape([1.0, 0.5]).round(4).tolist()
-    [1.0, 2.1013]
-    """
-    cv = np.atleast_1d(np.asarray(cv, dtype=np.float64))
-    target = np.log1p(cv**2)
-
-    def excess(x: Float64) -> Float64:  # decreasing in x = log k
-        k = np.exp(x)
-        return special.gammaln(1 + 2 / k) - 2 * special.gammaln(1 + 1 / k) - target
-
-    # Newton steps on x = log k from Justus' approximation k ~ cv**-1.086, inside a
-    # bisection bracket that every step keeps valid. scipy's elementwise root finders
-    # cost ~2 ms of overhead per call, which dominated building pools (a call per client).
-    lo = np.full_like(cv, np.log(1e-3))
-    hi = np.full_like(cv, np.log(1e4))
-    x = np.clip(-1.086 * np.log(cv), lo, hi)
-    for _ in range(100):
-        f = excess(x)
-        lo = np.where(f > 0, x, lo)  # f > 0: k too small (too bursty)
-        hi = np.where(f > 0, hi, x)
-        k = np.exp(x)
-        # d/dx of excess: (-2/k) * psi(1 + 2/k) + (2/k) * psi(1 + 1/k)
-        slope = (2 / k) * (special.digamma(1 + 1 / k) - special.digamma(1 + 2 / k))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = x - f / slope
-        x_new = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
-        if np.all(np.abs(x_new - x) < 1e-11):
-            return np.exp(x_new)
-        x = x_new
-    return np.exp(x)
-
-
-@dataclass(frozen=True)
-class Pieces:
-    """A compiled arrival model: piece ``i`` holds from ``times[i]`` to ``times[i+1]``."""
-
-    times: Float64  # piece starts, times[0] == 0
-    rates: Float64  # native mean rate of each piece
-    family: NDArray[np.uint8]
-    shape: Float64  # kernel shape (gamma k, weibull k); unused otherwise
-    scale: Float64  # kernel scale giving unit-mean gaps
-    objects: tuple[Any, ...] | None = None  # per-piece object for family OBJECT
-
-    @staticmethod
-    def renewal(times: Any, rates: Any, family: Any, cv: Any) -> Pieces:
-        times = np.asarray(times, dtype=np.float64)
-        rates = np.asarray(rates, dtype=np.float64)
-        family = np.asarray(family, dtype=np.uint8)
-        cv = np.asarray(cv, dtype=np.float64)
-        shape = np.ones_like(cv)
-        scale = np.ones_like(cv)
-        g = family == GAMMA
-        shape[g] = 1.0 / cv[g] ** 2
-        scale[g] = cv[g] ** 2
-        w = family == WEIBULL
-        if w.any():
-            k = weibull_shape(cv[w])
-            shape[w] = k
-            scale[w] = np.exp(-special.gammaln(1 + 1 / k))
-        return Pieces(times, rates, family, shape, scale)
-
-    @staticmethod
-    def of_object(rate: float, obj: Any) -> Pieces:
-        """One piece driven by ``obj._op_points`` (OnOff, Replay, user processes)."""
-        one = np.ones(1)
-        return Pieces(np.zeros(1), np.array([rate]), np.array([OBJECT], np.uint8), one, one, (obj,))
-
-    @staticmethod
-    def concat(times: Any, parts: list[Pieces]) -> Pieces:
-        """Piecewise composition: ``parts[i]`` (each one piece) starts at ``times[i]``."""
-        objs = [p.objects[0] if p.objects else None for p in parts]
-        return Pieces(
-            np.asarray(times, dtype=np.float64),
-            np.concatenate([p.rates for p in parts]),
-            np.concatenate([p.family for p in parts]),
-            np.concatenate([p.shape for p in parts]),
-            np.concatenate([p.scale for p in parts]),
-            tuple(objs) if any(o is not None for o in objs) else None,
-        )
-
-
-def draw_gaps(family: int, shape: float, scale: float, n: int, rng: np.random.Generator) -> Float64:
-    """``n`` unit-mean gaps of one kernel."""
-    if family == POISSON:
-        return rng.standard_exponential(n)
-    if family == GAMMA:
-        if 0.1 <= shape < 1:
-            # Gamma(k) = Gamma(k + 1) * U**(1/k): numpy's rejection sampler for k < 1
-            # is ~1.5x slower than its k >= 1 sampler plus one power.
-            x = rng.standard_gamma(shape + 1.0, n)
-            x *= rng.random(n) ** (1.0 / shape)
-            x *= scale
-            return x
-        return rng.standard_gamma(shape, n) * scale
-    if family == WEIBULL:
-        return rng.weibull(shape, n) * scale
-    return np.ones(n)
-
-
-def draw_residual(family: int, shape: float, scale: float, rng: np.random.Generator) -> float:
-    """Time to the first arrival of a stationary (equilibrium) renewal process.
-
-    The residual is ``U * X*`` where ``X*`` is the size-biased gap: Gamma(k + 1) for a
-    Gamma(k) gap and ``Gamma(1 + 1/k) ** (1/k)`` for a Weibull(k) gap.
-    """
-    u = rng.random()
-    if family == POISSON:
-        return float(rng.standard_exponential())
-    if family == GAMMA:
-        return float(u * rng.standard_gamma(shape + 1.0) * scale)
-    if family == WEIBULL:
-        return float(u * rng.standard_gamma(1.0 + 1.0 / shape) ** (1.0 / shape) * scale)
-    return float(u)
-
-
-def renewal_points(
-    family: int, shape: float, scale: float, offset: float, length: float, rng: np.random.Generator
-) -> tuple[Float64, float]:
-    """Arrivals of a unit-rate renewal process on the operational interval [0, length).
-
-    ``offset`` is the position of the next arrival (>= 0). Returns the positions inside
-    the interval and the offset of the next arrival relative to the interval's end.
-    """
-    if offset >= length:
-        return np.empty(0), offset - length
-    cv = 1.0 / np.sqrt(shape) if family == GAMMA else (0.0 if family == DETERMINISTIC else 3.0)
-    expected = length - offset
-    parts = [np.array([offset])]
-    pos = offset
-    while True:
-        # Draw the expected count plus a generous margin, then continue if still short.
-        n = int(expected + 6.0 * max(cv, 1.0) * np.sqrt(expected) + 16)
-        c = pos + np.cumsum(draw_gaps(family, shape, scale, n, rng))
-        i = int(np.searchsorted(c, length, side="left"))
-        if i < n:
-            parts.append(c[:i])
-            return np.concatenate(parts), float(c[i] - length)
-        parts.append(c)
-        pos = float(c[-1])
-        expected = length - pos
 
 
 class ArrivalProcess(Frozen):
@@ -230,8 +73,6 @@ class ArrivalProcess(Frozen):
         """
         if not (np.isfinite(start) and np.isfinite(end)) or end <= start:
             raise ValueError(f"sample: need finite `start` < `end`, got start={start!r}, end={end!r}")
-        from ._timeline import sample_process
-
         return sample_process(self, float(start), float(end), rng)
 
 

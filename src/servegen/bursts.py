@@ -32,7 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
-from .arrivals import GAMMA, POISSON, ArrivalProcess, Pieces, draw_residual, renewal_points
+from .arrivals import ArrivalProcess
+from .engine.kernels import GAMMA, POISSON, Pieces, draw_residual, renewal_points
 
 __all__ = ["DURATION_LAWS", "Hyperexponential", "OnOffRenewal", "mixture_means"]
 

@@ -18,13 +18,18 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import field_validator, model_validator
 
+from . import _rng
 from ._base import Frozen, parse_model
-from .arrivals import ArrivalModel, ArrivalProcess, Pieces
+from ._checks import check_duration
+from .arrivals import ArrivalModel, ArrivalProcess
 from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, Empirical, ValueModel, as_distribution
+from .engine import plan as engine
+from .engine.kernels import Pieces
 from .piecewise import Piecewise
-from .requests import Ragged
-from .sessions import Session, SharedPrefix
+from .requests import Ragged, Requests
+from .sessions import BlockIds, Session, SharedPrefix, client_turns
+from .warm_start import warm_starts
 
 __all__ = ["Client"]
 
@@ -237,11 +242,26 @@ class Client(Frozen):
         _fill_defaults(cols, rag, n, flat or {}, ragged or {})
         return cols, rag
 
-    def sample(self, duration: float, *, rng: Any = None) -> Any:
-        """Shorthand for ``Workload([self]).sample(duration, rng=rng)``."""
-        from .workload import Workload
+    def sample(self, duration: float, *, rng: Any = None) -> Requests:
+        """This client's requests in [0, ``duration``): ``Workload([self]).sample(duration, rng=rng)``."""
+        return engine.sample({0: self}, check_duration(duration), _rng.root_seed(rng))
 
-        return Workload([self]).sample(duration, rng=rng)
+    # -- hooks of the sampling engine (servegen.engine.plan.ClientLike) ------------------
+    def turns(
+        self, starts: NDArray[np.float64], rng: Any, *args: Any
+    ) -> tuple[NDArray[np.float64], dict[str, NDArray[Any]], dict[str, Ragged]]:
+        """Turn rows of sessions starting at ``starts`` (:func:`servegen.sessions.client_turns`)."""
+        return client_turns(self, starts, rng, *args)
+
+    def warm_starts(
+        self, pieces: Pieces, piece: int, rate: float, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Sessions in progress at t = 0 (:func:`servegen.warm_start.warm_starts`)."""
+        return warm_starts(self, pieces, piece, rate, rng)
+
+    def block_ids(self, index: int, prefix_tokens: NDArray[np.int64] | None, block_size: int) -> BlockIds:
+        """The block-id counter of this client as client ``index`` of a workload."""
+        return BlockIds(index, prefix_tokens, block_size)
 
 
 def _check_value_model(v: Any, name: str) -> None:

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from . import _keys
 from ._atomic import atomic_write
 
-__all__ = ["Ragged", "Requests", "merge", "read_parquet"]
+__all__ = ["Ragged", "Requests", "read_parquet"]
 
 CORE_DTYPES: dict[str, Any] = {
     "timestamp": np.float64,
@@ -436,38 +436,6 @@ def _counts(arr: NDArray[Any], name: str, where: str, what: str) -> NDArray[np.i
             f"got {arr[i].item()!r} at {what} {i}"
         )
     return arr.astype(np.int64, copy=False)
-
-
-def merge(parts: Iterable[Requests]) -> Requests:
-    """Join streams of disjoint client groups of one workload into one sorted stream.
-
-    The parts come from ``Workload.sample(..., clients=group)`` with the same seed and
-    duration (in any order, e.g. from separate processes or machines). Requests are
-    ordered by timestamp, ties by client index as in a single call, and ``parent`` row
-    indices of sessions are recomputed for the merged order.
-    """
-    parts = list(parts)
-    if not parts:
-        raise ValueError("merge: need at least one part")
-    joined = Requests.concat(parts)
-    # stable: a client's own requests keep their order; ties across clients by index
-    order = np.lexsort((joined.client, joined.timestamp))
-    out = joined.take(order)
-    if "parent" in out._cols and "session" in out._cols and "turn" in out._cols:
-        out._cols["parent"] = _parents(out._cols["session"], out._cols["turn"])
-    return out
-
-
-def _parents(session: NDArray[np.int64], turn: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Row of each turn's previous turn in the same session (-1 for first turns)."""
-    parent = np.full(session.size, -1, dtype=np.int64)
-    rows = np.flatnonzero(session >= 0)
-    if rows.size == 0:  # no row belongs to a session (e.g. a part of other clients)
-        return parent
-    o = rows[np.lexsort((turn[rows], session[rows]))]
-    same = np.r_[False, session[o][1:] == session[o][:-1]]
-    parent[o[same]] = o[np.flatnonzero(same) - 1]
-    return parent
 
 
 def _json_default(obj: Any) -> Any:

@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrivals import OBJECT, OnOff, Pieces, draw_residual, renewal_points
+from .arrivals import OnOff
+from .engine.kernels import OBJECT, Pieces, draw_residual, renewal_points
 from .piecewise import Piecewise
 
 __all__ = ["PILOT", "burn_in_span", "max_gap", "warm_starts"]

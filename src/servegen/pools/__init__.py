@@ -38,20 +38,22 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import special
 
+from .._base import register_kind
 from .._validate import check_number, is_number
 from ..arrivals import ArrivalSchedule
 from ..attributes import Modality, Multimodal, Reasoning
 from ..client import Client
 from ..distributions import Constant, Empirical
+from ..engine.kernels import GAMMA, RELEASE_LAWS
 from ..piecewise import Piecewise
 from ._pmf import stats
 from ._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, list_profiles, load_profile
-from ._release import LAW_NAMES
 
 __all__ = ["Pool", "list_pools", "load_pool", "read_release"]
 
+#: release law code -> arrival law name, through the law table (code 0, no law: a silent window)
+_LAW_NAMES = {code: row.name for code, row in RELEASE_LAWS.items()}
 DAY = 86400.0
 
 
@@ -308,7 +310,7 @@ class Pool:
             "window_start": starts[w],
             "rate": p.rate[c, src].astype(np.float64),
             "cv": p.cv[c, src].astype(np.float64),
-            "law": np.array(["none", "gamma", "weibull"])[p.law[c, src]],
+            "law": np.array(["none", *_LAW_NAMES.values()])[p.law[c, src]],
             "imputed": p.imputed[c],
         }
         d = src * WINDOW_S // LENGTH_WINDOW_S
@@ -520,10 +522,9 @@ def fitted_cv(law: NDArray[np.uint8], shape: NDArray[np.float64]) -> NDArray[np.
     [2.0, 1.0, 1.0]
     """
     cv = np.ones_like(shape)
-    g, w = (law == 1) & (shape > 0), (law == 2) & (shape > 0)
-    cv[g] = 1 / np.sqrt(shape[g])
-    k = shape[w]
-    cv[w] = np.sqrt(np.exp(special.gammaln(1 + 2 / k) - 2 * special.gammaln(1 + 1 / k)) - 1)
+    for code, row in RELEASE_LAWS.items():
+        m = (law == code) & (shape > 0)
+        cv[m] = row.cv(shape[m])
     return cv
 
 
@@ -531,11 +532,14 @@ def _fitted_rate(
     law: NDArray[np.uint8], shape: NDArray[np.float32], scale: NDArray[np.float32]
 ) -> NDArray[np.float64]:
     shape, scale = shape.astype(np.float64), scale.astype(np.float64)
-    mean = np.where(law == 1, shape * scale, 0.0)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        mean = np.where(
-            law == 2, scale * np.exp(special.gammaln(1 + 1 / np.where(shape > 0, shape, 1))), mean
-        )
+    mean = np.zeros_like(shape)
+    for code, row in RELEASE_LAWS.items():
+        m = law == code
+        # a Weibull fit with shape <= 0 counts as shape 1 (as the release's reader always did)
+        k = shape[m] if row.code == GAMMA else np.where(shape[m] > 0, shape[m], 1.0)
+        with np.errstate(over="ignore"):
+            mean[m] = row.mean(k, scale[m])
+    with np.errstate(divide="ignore"):
         return np.where(mean > 0, 1 / mean, 0.0)
 
 
@@ -558,7 +562,7 @@ def law_names(codes: NDArray[np.uint8]) -> list[str]:
     >>> law_names(np.array([0, 1, 2], dtype=np.uint8))
     ['poisson', 'gamma', 'weibull']
     """
-    return [(LAW_NAMES[c] or "poisson").lower() for c in codes.tolist()]
+    return [_LAW_NAMES.get(c, "poisson") for c in codes.tolist()]
 
 
 def masked_pool(profile: Profile, *, start: float, end: float, keep: NDArray[np.bool_]) -> Pool:
@@ -576,3 +580,6 @@ def _pool_from_spec(spec: Mapping[str, Any]) -> Pool:
     if spec.get("start", 0.0) == 0 and spec.get("end") in (None, pool.data_span) and not spec.get("wrap"):
         return pool
     return pool.span(spec.get("start", 0.0), spec["end"], wrap=spec.get("wrap", False))
+
+
+register_kind("pool", _pool_from_spec)  # a workload spec's {"kind": "pool", ...} clients

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrivals import OBJECT, Pieces, draw_residual, renewal_points
+from .kernels import OBJECT, Pieces, draw_residual, renewal_points
 
 __all__ = [
     "BLOCK_WINDOWS",
