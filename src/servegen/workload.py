@@ -7,7 +7,7 @@ window) pair draws from its own random streams, derived from ``(seed, client key
 window index)``, so adding a client leaves the others' requests unchanged and
 ``iter_chunks`` with any chunk size concatenates to exactly ``sample``. Inside a window
 each client's arrivals are drawn with one vectorized call per stretch of one arrival law
-(see :mod:`servegen._timeline`), then all of its request values at once; the clients'
+(see :mod:`servegen.engine.timeline`), then all of its request values at once; the clients'
 sorted runs are merged with one stable argsort per window (which exploits the runs)
 rather than one sort of the whole stream. Only windows where some client has an arrival
 due or a session turn pending are visited, and the last is cut at ``duration``, so the

@@ -109,7 +109,7 @@ class Plan:
     """Everything fixed for one sample call, and each client's arrival state.
 
     Windows are visited in order, but only those where some client has an arrival due
-    (found from its renewal clock, see :mod:`servegen._timeline`) or a pending session
+    (found from its renewal clock, see :mod:`servegen.engine.timeline`) or a pending session
     turn: a slow client costs nothing in the windows where it sends nothing.
     """
 
