@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .requests import Requests, merge, read_parquet
+from .engine.merge import merge
+from .requests import Requests, read_parquet
 
 __all__ = ["client_groups", "cluster", "read_dataset", "to_dask", "write_dataset"]
 

@@ -192,8 +192,8 @@ class Timeline:
             return Block(w0, w1, win, np.arange(k + 1), eff, piece, law, True)
         parts = [win, inner]
         if callable(self.rate):
-            k = np.arange(math.ceil(t0 / CALLABLE_STEP), math.ceil(t1 / CALLABLE_STEP))
-            parts.append(k * CALLABLE_STEP)
+            steps = np.arange(math.ceil(t0 / CALLABLE_STEP), math.ceil(t1 / CALLABLE_STEP))
+            parts.append(steps * CALLABLE_STEP)
         edges = np.unique(np.concatenate(parts))
         starts = edges[:-1]
         win_seg = np.append(np.searchsorted(edges, win[:-1]), starts.size)
@@ -228,7 +228,7 @@ class Timeline:
                 eff = np.where(total > 0, native * (target / np.where(total > 0, total, 1.0)), 0.0)
         if self.factor is not None:
             eff *= self.factor[:, None]
-        else:
+        elif self.scale is not None:  # always, when there is no per-client factor
             eff *= self.scale
         return eff
 
@@ -246,9 +246,9 @@ class Timeline:
         """A rate target must not outrun a client whose recording ends (``Replay``)."""
         if self.rate is None:
             return
-        for i in np.flatnonzero(self.has_objects):
+        for i in np.flatnonzero(self.has_objects).tolist():
             p = self.pieces[i]
-            for k in np.flatnonzero(p.family == OBJECT):
+            for k in np.flatnonzero(p.family == OBJECT).tolist():
                 span = getattr(p.objects[k] if p.objects else None, "_op_span", None)
                 if span is None:
                     continue
@@ -301,16 +301,16 @@ def window_points(
             h += 1
         sel = idx[g:h]
         ops = op[0, sel]
-        length = float(ops[0]) if ops.size == 1 else float(np.cumsum(ops)[-1])
-        pts, offset = segment_points(p, int(blk.piece[i, lo + sel[0]]), length, offset, objects, rng)
+        total = float(ops[0]) if ops.size == 1 else float(np.cumsum(ops)[-1])
+        pts, offset = segment_points(p, int(blk.piece[i, lo + sel[0]]), total, offset, objects, rng)
         if pts.size:
-            r, t0 = eff[0, sel], edges[sel]
+            rates, starts = eff[0, sel], edges[sel]
             if sel.size == 1:
-                out.append(t0[0] + pts / r[0])
+                out.append(starts[0] + pts / rates[0])
             else:
                 ends = np.cumsum(ops)
                 j = np.minimum(np.searchsorted(ends, pts, side="right"), sel.size - 1)
-                out.append(t0[j] + (pts - (ends - ops)[j]) / r[j])
+                out.append(starts[j] + (pts - (ends - ops)[j]) / rates[j])
         g = h
     if not out:
         return np.empty(0), offset
