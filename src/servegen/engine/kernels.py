@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,7 @@ __all__ = [
     "RELEASE_LAWS",
     "WEIBULL",
     "Law",
+    "OpProcess",
     "Pieces",
     "draw_gaps",
     "draw_residual",
@@ -94,6 +95,18 @@ def weibull_shape(cv: Any) -> Float64:
     return np.exp(x)
 
 
+class OpProcess(Protocol):
+    """What a piece of family ``OBJECT`` provides (OnOff, Replay, burst laws, user processes).
+
+    ``_op_points(state, length, rng)`` returns the points of the unit-mean-rate process on
+    the operational interval [0, ``length``) and the state to continue from (``None``: start
+    stationary). A process that ends (a replay) may also give ``_op_span``, the operational
+    time it covers.
+    """
+
+    def _op_points(self, state: Any, length: float, rng: np.random.Generator) -> tuple[Float64, Any]: ...
+
+
 @dataclass(frozen=True)
 class Pieces:
     """A compiled arrival model: piece ``i`` holds from ``times[i]`` to ``times[i+1]``."""
@@ -103,7 +116,7 @@ class Pieces:
     family: NDArray[np.uint8]
     shape: Float64  # kernel shape (gamma k, weibull k); unused otherwise
     scale: Float64  # kernel scale giving unit-mean gaps
-    objects: tuple[Any, ...] | None = None  # per-piece object for family OBJECT
+    objects: tuple[Any, ...] | None = None  # per-piece OpProcess for family OBJECT (None elsewhere)
 
     @staticmethod
     def renewal(times: Any, rates: Any, family: Any, cv: Any) -> Pieces:
