@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +126,19 @@ def test_engine_samples_plain_clients_like_the_workload():
     assert c.sample(600, rng=2).equals(sg.Workload([c]).sample(600, rng=2))
     parts = list(plan.iter_chunks({"x": c, "y": c}, 1200.0, 250.0, np.random.SeedSequence(5), rate=10.0))
     assert sg.Requests.concat(parts).equals(direct)
+
+
+def test_a_pool_spec_loads_before_anything_imported_the_pools():
+    # `import servegen` is lazy: Workload.from_dict resolves {"kind": "pool"} through the
+    # model registry, which must find the pools' builder without their module loaded yet.
+    code = (
+        "import sys, servegen as sg\n"
+        "assert 'servegen.pools' not in sys.modules\n"
+        "spec = {'kind': 'workload', 'clients': {'kind': 'pool', 'name': 'language/m-large', 'end': 600.0},"
+        " 'rate': 5.0}\n"
+        "wl = sg.Workload.from_dict(spec)\n"
+        "print(type(wl._source).__name__, sg.Workload.from_dict(wl.to_dict()) == wl)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Pool", "True"]
