@@ -250,7 +250,7 @@ class Client(Frozen):
     def turns(
         self, starts: NDArray[np.float64], rng: Any, *args: Any
     ) -> tuple[NDArray[np.float64], dict[str, NDArray[Any]], dict[str, Ragged]]:
-        """Turn rows of sessions starting at ``starts`` (:func:`servegen.sessions.client_turns`)."""
+        """Turn rows of sessions starting at ``starts`` (``servegen.sessions.client_turns``)."""
         return client_turns(self, starts, rng, *args)
 
     def warm_starts(
