@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
 
 __all__ = [
     "DETERMINISTIC",
@@ -282,13 +282,26 @@ class Law:
         return np.asarray(self._dist(shape, scale).cdf(x), dtype=np.float64)
 
 
+def _scipy(name: str, shape_arg: bool) -> Callable[[Any, Any], Any]:
+    """The frozen scipy.stats law ``name`` (imported on first use: arrival models load
+    without scipy.stats, which only the log-density and cdf need)."""
+
+    def frozen(shape: Any, scale: Any) -> Any:
+        from scipy import stats
+
+        dist = getattr(stats, name)
+        return dist(shape, scale=scale) if shape_arg else dist(scale=scale)
+
+    return frozen
+
+
 _TABLE = (
     Law("poisson", POISSON, ("scale",), ("exponential", "Exponential", "Poisson"),
-        _dist=lambda _shape, scale: stats.expon(scale=scale)),
+        _dist=_scipy("expon", False)),
     Law("gamma", GAMMA, ("shape", "scale"), ("Gamma",), release_code=1, release_name="Gamma",
-        _dist=lambda shape, scale: stats.gamma(shape, scale=scale)),
+        _dist=_scipy("gamma", True)),
     Law("weibull", WEIBULL, ("shape", "scale"), ("Weibull",), release_code=2, release_name="Weibull",
-        _dist=lambda shape, scale: stats.weibull_min(shape, scale=scale)),
+        _dist=_scipy("weibull_min", True)),
     Law("deterministic", DETERMINISTIC, ("scale",), ("Deterministic",)),
 )  # fmt: skip
 _BY_NAME = {n: row for row in _TABLE for n in (row.name, *row.aliases)}
