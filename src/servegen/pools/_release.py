@@ -73,8 +73,6 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine.kernels import RELEASE_LAWS
-
 __all__ = [
     "FLOAT_FIELDS",
     "LAW_CODES",
@@ -106,9 +104,9 @@ POOLS = (
     "reason/deepseek-r1",
 )
 """The pools of the release (commit f891d11)."""
-LAW_CODES = {"": 0, **{str(row.release_name): code for code, row in RELEASE_LAWS.items()}}
-"""``law`` column text -> uint8 code; 0 means no law (rate 0). From the law table."""
-LAW_NAMES = tuple(LAW_CODES)
+LAW_CODES = {"": 0, "Gamma": 1, "Weibull": 2}
+"""``law`` column text -> uint8 code; 0 means no law (rate 0)."""
+LAW_NAMES = ("", "Gamma", "Weibull")
 FLOAT_FIELDS = frozenset({"reason_ratio"})
 """Fields whose values are fractions in [0, 1]; every other field holds integer counts."""
 PROB_SUM_ATOL = 1e-6
