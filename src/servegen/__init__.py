@@ -183,13 +183,14 @@ if _TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         Uniform,
         Zipf,
     )
+    from .engine.merge import merge
     from .fit import FittedWorkload, characterize, fit, fit_lengths
     from .formats import read_trace
     from .metrics import Comparison, compare
     from .piecewise import Piecewise
     from .pools import Pool, list_pools, load_pool, read_release
     from .replay import replay_command
-    from .requests import Ragged, Requests, merge, read_parquet
+    from .requests import Ragged, Requests, read_parquet
     from .results import read_results, slo_table
     from .session_fit import fit_sessions
     from .sessions import Session, SharedPrefix
