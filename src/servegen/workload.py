@@ -125,6 +125,7 @@ class Workload:
         rng: Any = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
+        start: float = 0.0,
     ) -> Requests:
         """All requests in [0, ``duration``) seconds, sorted by timestamp.
 
@@ -143,11 +144,15 @@ class Workload:
         >>> parts = [wl.sample(600, rng=1, clients=g) for g in ([0, 2], [1, 3])]
         >>> sg.merge(parts).equals(wl.sample(600, rng=1))
         True
+
+        ``start`` (a multiple of ``STREAM_WINDOW``, 600 s) keeps only the requests from
+        ``start`` on, exactly as in the full sample (earlier windows draw their arrivals, to
+        carry the arrival state, but no request values), so time ranges too can be sampled
+        apart. Not for sessions, shared prefixes or block ids: their turns carry over.
         """
         duration = check_duration(duration)
-        return engine.sample(
-            self.clients, duration, _rng.root_seed(rng), **self._plan(duration, workers, clients)
-        )
+        plan = self._plan(duration, workers, clients)
+        return engine.sample(self.clients, duration, _rng.root_seed(rng), start=start, **plan)
 
     def iter_chunks(
         self,
@@ -182,14 +187,14 @@ class Workload:
         return {"rate": self.rate, "scale": self.scale, "block_size": self.block_size, "workers": workers,
                 "only": only}  # fmt: skip
 
-    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None) -> Any:
+    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
         """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
 
         See :func:`servegen.dask_sample.to_dask` (needs ``servegen[dask]``).
         """
         from .dask_sample import to_dask  # Dask only when asked for
 
-        return to_dask(self, duration, rng=rng, partitions=partitions)
+        return to_dask(self, duration, rng=rng, partitions=partitions, chunk=chunk)
 
     # -- specs ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

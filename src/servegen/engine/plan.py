@@ -66,14 +66,17 @@ def sample(
     clients: Mapping[Hashable, ClientLike],
     duration: float,
     root: np.random.SeedSequence,
+    *,
+    start: float = 0.0,
     **plan: Any,
 ) -> Requests:
-    """All requests of ``clients`` in [0, ``duration``), sorted by timestamp.
+    """All requests of ``clients`` in [``start``, ``duration``), sorted by timestamp.
 
     ``plan`` takes :class:`Plan`'s keywords (``rate``, ``scale``, ``block_size``,
-    ``workers``, ``only``).
+    ``workers``, ``only``); ``start`` is :meth:`Plan.skip_to`'s.
     """
     p = Plan(clients, duration, root, **plan)
+    p.skip_to(start)
     sink = Sink(p.flat_cols, p.expected_requests())
     for _ in p.windows(sink):
         pass
@@ -162,6 +165,7 @@ class Plan:
         self.last_w = [-2] * n  # window of the last draw
         self.target: list[float | None] = [None] * n  # next arrival on the block's clock
         self.obj_states: list[dict[int, Any]] = [{} for _ in self.clients]
+        self.first = 0  # windows before it draw arrivals only (skip_to)
         self.flat_cols: dict[str, Any] = dict(CORE_DTYPES)
         self.ragged_cols: dict[str, Any] = {}
         for c in self.clients:
@@ -185,6 +189,20 @@ class Plan:
         if self.block_size is not None:
             out["block_size"] = self.block_size
         return out
+
+    def skip_to(self, start: Any) -> None:
+        """Draw no requests before ``start``: windows before it only move the arrival state on."""
+        n = start / STREAM_WINDOW if isinstance(start, (int, float)) and not isinstance(start, bool) else None
+        if n is None or not (0 <= n < self.n_windows and n == int(n)):
+            raise ValueError(
+                f"sample: `start` must be a multiple of {STREAM_WINDOW!r} s below the duration, got {start!r}"
+            )
+        if n and self.turns is not None:
+            raise ValueError(
+                f"sample: `start` {start!r} > 0 needs a workload without sessions, shared prefixes or block "
+                "ids: their turns and ids carry over from earlier windows, so its stream is drawn from 0"
+            )
+        self.first = int(n)
 
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
@@ -274,6 +292,8 @@ class Plan:
         # value column draw from their own, so no model can shift another's draws.
         streams = _rng.WindowStreams(self.root, self.hashes[i], w)
         t = self._arrivals(blk, i, w, streams("arrivals")) if due else np.empty(0)
+        if w < self.first:
+            return None
         if w == self.n_windows - 1:
             t = t[t < self.duration]
         if self.turns is not None:
