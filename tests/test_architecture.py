@@ -26,14 +26,6 @@ MAX_LINES = 600
 KNOWN = {
     # Requests.to_format imports the formats, which all import requests (circle 2).
     ("upward", "servegen.requests", "servegen.formats"),
-    # Client.sample builds a Workload (circle 1): goes away when the plan moves into the
-    # engine below the models.
-    ("upward", "servegen.client", "servegen.workload"),
-    # The engine's timeline runs the kernels (Pieces, draw_residual, renewal_points) that
-    # still live in arrivals.py: they move into the engine package next.
-    ("upward", "servegen._timeline", "servegen.arrivals"),
-    # Workload resolves pool specs by importing pools: to go through the model registry.
-    ("upward", "servegen.workload", "servegen.pools"),
     # Hooks that hand a Dask input to the out-of-core drivers above them (Workload.to_dask,
     # fit/characterize on a Dask DataFrame): to be inverted so the driver is called directly.
     ("upward", "servegen.workload", "servegen.dask_sample"),
@@ -41,15 +33,9 @@ KNOWN = {
     # Comparison.plot draws through servegen.plot, which uses the metrics: plotting moves
     # out of metrics.py in the next phase.
     ("upward", "servegen.metrics", "servegen.plot"),
-    ("private", "servegen.workload", "servegen.pools._pool_from_spec"),
-    # Workload asks whether a user's arrival object knows its rate: a public protocol next.
-    ("private", "servegen.workload", "servegen.client._CustomArrival"),
-    # The times check belongs in servegen._validate, with the engine extraction of arrivals.py.
-    ("private", "servegen.piecewise", "servegen.arrivals._check_times"),
-    # God modules, split in the next phase of #12 (fit package, engine, plotting out of
-    # metrics, one trace normalizer out of formats._io).
+    # God modules, split in the next phase of #12 (fit package, plotting out of metrics,
+    # one trace normalizer out of formats._io).
     ("long", "servegen.fit"),
-    ("long", "servegen.workload"),
     ("long", "servegen.metrics"),
     ("long", "servegen.formats._io"),
 }

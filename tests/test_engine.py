@@ -109,7 +109,7 @@ def test_arrivals_and_pool_releases_use_the_law_table():
         assert (p.family[0], p.shape[0], p.scale[0]) == (law(name).code, shape, scale)
     s = sg.ArrivalSchedule(times=[0, 1], rates=[1, 1], cvs=[1, 2], laws=["poisson", "weibull"])
     assert s.family_codes.tolist() == [law("poisson").code, law("weibull").code]
-    from servegen._release import LAW_CODES
+    from servegen.pools._release import LAW_CODES
 
     assert (
         {n: c for n, c in LAW_CODES.items() if n}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_number", "check_whole", "is_number", "message"]
+__all__ = ["check_number", "check_times", "check_whole", "is_number", "message"]
 
 
 def message(owner: str, name: str, rule: str, value: Any) -> str:
@@ -87,3 +87,17 @@ def check_number(
         rule = f"be {what}" if low is None else f"be {what} {_bound(low, strict)}"
         raise ValueError(message(owner, name, rule, value))
     return float(value)
+
+
+def check_times(owner: str, times: np.ndarray) -> None:
+    """Piece start ``times``: starting at 0 and strictly increasing.
+
+    >>> check_times("Piecewise", np.array([0.0, 5.0]))
+    >>> check_times("Piecewise", np.array([1.0]))
+    Traceback (most recent call last):
+    ValueError: Piecewise: `times` must start at 0, got [1.0]
+    """
+    if times.size == 0 or times[0] != 0:
+        raise ValueError(f"{owner}: `times` must start at 0, got {times[:1].tolist()!r}")
+    if (np.diff(times) <= 0).any():
+        raise ValueError(f"{owner}: `times` must be strictly increasing, got {times.tolist()[:8]!r}")

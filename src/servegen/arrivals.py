@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from ._base import FloatArray, Frozen, parse_model
+from ._validate import check_times
 from .engine.kernels import DETERMINISTIC, GAMMA, LAWS, POISSON, WEIBULL, Pieces, weibull_shape
 from .engine.timeline import sample_process
 
@@ -281,7 +282,7 @@ class ArrivalSchedule(ArrivalProcess):
             raise ValueError(
                 f"ArrivalSchedule: `laws` must have one entry per time ({n}), got {len(self.laws)}"
             )
-        _check_times("ArrivalSchedule", self.times)
+        check_times("ArrivalSchedule", self.times)
         if not np.isfinite(self.rates).all() or (self.rates < 0).any():
             bad = float(self.rates[~(self.rates >= 0)][0])
             raise ValueError(f"ArrivalSchedule: `rates` must be finite and >= 0, got {bad!r}")
@@ -351,10 +352,3 @@ def _check_models(s: ArrivalSchedule) -> None:
                     f"ArrivalSchedule: `models[{i}]` must have rate `rates[{i}]`={float(s.rates[i])!r}, "
                     f"got {m.mean_rate!r}"
                 )
-
-
-def _check_times(owner: str, times: Float64) -> None:
-    if times.size == 0 or times[0] != 0:
-        raise ValueError(f"{owner}: `times` must start at 0, got {times[:1].tolist()!r}")
-    if (np.diff(times) <= 0).any():
-        raise ValueError(f"{owner}: `times` must be strictly increasing, got {times.tolist()[:8]!r}")

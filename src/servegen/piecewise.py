@@ -8,8 +8,10 @@ import numpy as np
 from pydantic import model_validator
 
 from ._base import FloatArray, Frozen
-from .arrivals import ArrivalProcess, ArrivalSchedule, Pieces, _check_times
+from ._validate import check_times
+from .arrivals import ArrivalProcess, ArrivalSchedule
 from .distributions import Distribution, as_distribution
+from .engine.kernels import Pieces
 
 __all__ = ["Piecewise"]
 
@@ -50,7 +52,7 @@ class Piecewise(Frozen):
                 "Piecewise: `times` and `models` must have the same length, "
                 f"got {self.times.size} and {len(self.models)}"
             )
-        _check_times("Piecewise", self.times)
+        check_times("Piecewise", self.times)
         arrivals = [isinstance(m, ArrivalProcess) for m in self.models]
         values = [isinstance(m, Distribution) for m in self.models]
         if not (all(arrivals) or all(values)):
