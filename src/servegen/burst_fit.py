@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from scipy import special, stats
 
 from .burst_models import BurstFit, onoff_model
-from .metrics import Trace
+from .trace import Trace
 
 __all__ = ["DISPERSION_SCALES", "TOLERANCE", "fit_bursts", "fit_mixture"]
 

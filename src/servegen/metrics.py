@@ -38,6 +38,9 @@ from scipy import stats
 from servegen._rng import generator
 from servegen.cache import lru_hit_rate, prefix_hit_rate
 
+from .clock import Quantization, check_seconds, clock_resolution, dequantize, sorted_times
+from .trace import Trace, as_trace
+
 if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
     from matplotlib.figure import Figure
 
@@ -60,37 +63,11 @@ __all__ = [
 
 Float64 = NDArray[np.float64]
 
-#: Canonical columns every trace must have.
-REQUIRED = ("timestamp", "input_tokens", "output_tokens")
 #: Bin widths (s) of the dispersion indices :func:`compare` reports.
 DISPERSION_BINS = (1.0, 10.0, 60.0, 600.0)
-#: A trace is called quantized (and de-quantized) when more than this fraction of its
-#: inter-arrival gaps are exactly 0 and a clock resolution was found.
-TIE_THRESHOLD = 0.01
-#: The finest logging clock recognised (1 µs); finer "ticks" are float64 rounding.
-MIN_TICK = 1e-6
 
 
 # -- arrival-time primitives ------------------------------------------------------------
-def _sorted_times(times: ArrayLike, name: str = "times") -> Float64:
-    t = np.asarray(times, dtype=np.float64)
-    if t.ndim != 1:
-        raise ValueError(f"`{name}` must be one-dimensional, got shape {t.shape}")
-    if not np.isfinite(t).all():
-        raise ValueError(f"`{name}` must be finite, got {float(t[~np.isfinite(t)][0])!r}")
-    if t.size > 1 and (np.diff(t) < 0).any():
-        t = np.sort(t)
-    return t
-
-
-def _check_bin(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a number of seconds, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")
-    return float(value)
-
-
 def iat_cv(times: ArrayLike) -> float:
     """Coefficient of variation (std / mean, ``ddof=1``) of the gaps between sorted ``times``.
 
@@ -100,7 +77,7 @@ def iat_cv(times: ArrayLike) -> float:
     >>> iat_cv([0.0, 1.0, 2.0, 3.0])
     0.0
     """
-    t = _sorted_times(times)
+    t = sorted_times(times)
     if t.size < 3:
         return math.nan
     g = np.diff(t)
@@ -137,8 +114,8 @@ def dispersion_index(
     >>> dispersion_index([0.5, 1.5, 2.5, 3.5], 1.0, end=4.0)
     0.0
     """
-    width = _check_bin(bin, "bin")
-    t = _sorted_times(times)
+    width = check_seconds(bin, "bin")
+    t = sorted_times(times)
     c = _counts(t, width, *_span(t, start, end))
     if c.size < 2 or c.sum() == 0:
         return math.nan
@@ -158,7 +135,7 @@ def variance_time(
     [1.0, 1.0, 1.0]
     """
     b = np.atleast_1d(np.asarray(bins, dtype=np.float64))
-    t = _sorted_times(times)
+    t = sorted_times(times)
     return np.array([dispersion_index(t, float(w), start=start, end=end) for w in b])
 
 
@@ -184,8 +161,8 @@ def hurst(
     >>> round(hurst(t), 1)
     0.5
     """
-    width = _check_bin(bin, "bin")
-    t = _sorted_times(times)
+    width = check_seconds(bin, "bin")
+    t = sorted_times(times)
     c = _counts(t, width, *_span(t, start, end)).astype(np.float64)
     if c.size < 3 * min_blocks or c.sum() == 0:
         return math.nan
@@ -247,295 +224,6 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     return float(stats.spearmanr(a, b).statistic)
-
-
-# -- clock quantization ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Quantization:
-    """How a trace's timestamps were logged (from :func:`clock_resolution`).
-
-    Attributes
-    ----------
-    resolution
-        Width of one clock tick, seconds (0 when no grid was found).
-    tie_fraction
-        Fraction of inter-arrival gaps that are exactly 0.
-    quantized
-        True when ties are common (``tie_fraction > TIE_THRESHOLD``) and a tick was found:
-        then gap statistics of the raw timestamps mostly measure the clock, not the traffic.
-    source
-        ``"batch"`` (requests logged in batches on a regular tick, possibly jittered),
-        ``"decimal"`` (timestamps are multiples of a power of ten), or ``"none"``.
-    """
-
-    resolution: float
-    tie_fraction: float
-    quantized: bool
-    source: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "resolution": self.resolution,
-            "tie_fraction": self.tie_fraction,
-            "quantized": self.quantized,
-            "source": self.source,
-        }
-
-
-def _decimal_grid(t: Float64) -> float:
-    """The largest power of ten (1 s down to 1 µs) of which every timestamp is a multiple."""
-    t = t[t != 0]  # 0 is a multiple of everything: it says nothing about the clock
-    if t.size == 0:
-        return 0.0
-    for exp in range(0, -7, -1):
-        g = 10.0**exp
-        r = t / g
-        # float64 keeps ~16 digits: allow the rounding error of t / g itself.
-        if np.all(np.abs(r - np.rint(r)) <= 1e-6 + 1e-15 * np.abs(r)):
-            return g
-    return 0.0
-
-
-def clock_resolution(times: ArrayLike) -> Quantization:
-    """Detect the logging clock of a trace: its tick width and how many gaps are ties.
-
-    Two kinds of grid are recognised. A *batch* clock logs requests in batches on a
-    regular tick, which may jitter slightly (Mooncake's conversation trace: one batch
-    about every 3 s, ~90 % of gaps exactly 0): the tick is the typical gap between
-    distinct timestamps, accepted when >= 90 % of those gaps lie within 2 % of a whole
-    number of ticks. Otherwise, when some gaps are 0, the resolution is the *decimal* grid
-    of the timestamps (e.g. 1 ms for integer milliseconds). A gcd of the timestamps would
-    not do: a jittered tick has gcd 1 ms. With no ties at all the resolution is reported
-    as 0 (it cannot affect any statistic).
-
-    >>> t = np.repeat(np.arange(0.0, 300.0, 3.0), 10)    # 10 requests every 3 s
-    >>> q = clock_resolution(t)
-    >>> q.resolution, q.quantized, q.source, round(q.tie_fraction, 2)
-    (3.0, True, 'batch', 0.9)
-    """
-    t = _sorted_times(times)
-    if t.size < 2:
-        return Quantization(0.0, 0.0, False, "none")
-    g = np.diff(t)
-    ties = float(np.mean(g == 0))
-    # Gaps of a few float64 ulps are rounding, not a clock (a Gamma law with CV 8 puts
-    # most of its gaps there): only ticks of at least MIN_TICK count.
-    pos = g[g >= MIN_TICK]
-    res, source = 0.0, "none"
-    if ties > TIE_THRESHOLD and pos.size >= 5:
-        tick = float(np.quantile(pos, 0.05))
-        k = pos / tick
-        near = np.abs(k - np.rint(k)) <= 0.02 * np.maximum(np.rint(k), 1.0)
-        if near.mean() >= 0.9:
-            res = float(np.median(pos[np.rint(k) == 1])) if (np.rint(k) == 1).any() else tick
-            source = "batch"
-    if res == 0.0 and ties > 0:  # without ties the grid cannot matter to any statistic
-        res = _decimal_grid(t)
-        source = "decimal" if res > 0 else "none"
-    return Quantization(res, ties, bool(ties > TIE_THRESHOLD and res > 0), source)
-
-
-def dequantize(times: ArrayLike, resolution: float, *, rng: np.random.Generator) -> Float64:
-    """Spread every request uniformly inside the clock tick it was logged at.
-
-    A request logged at tick ``t`` arrived somewhere in ``[t, t + w)``, where ``w`` is
-    ``resolution`` capped at the distance to the next distinct timestamp (so a jittered
-    tick never reorders batches). Every request moves, not only the tied ones, so the
-    singletons are not left on the grid. Returns the new times **in the input order**:
-    ``np.argsort`` them to reorder the other columns of the trace.
-
-    >>> t = dequantize([0.0, 0.0, 3.0, 3.0], 3.0, rng=np.random.default_rng(0))
-    >>> bool(((t >= [0, 0, 3, 3]) & (t < [3, 3, 6, 6])).all())
-    True
-    """
-    t = np.asarray(times, dtype=np.float64)
-    width = _check_bin(resolution, "resolution")
-    u, inv = np.unique(t, return_inverse=True)
-    w = np.minimum(np.append(np.diff(u), width), width)
-    return t + w[inv] * rng.random(t.size)
-
-
-# -- traces ------------------------------------------------------------------------------
-@dataclass
-class Trace:
-    """A validated, timestamp-sorted trace as numpy columns (internal to fit/metrics)."""
-
-    timestamp: Float64
-    input_tokens: NDArray[np.int64]
-    output_tokens: NDArray[np.int64]
-    codes: NDArray[np.intp] | None  # client index per request, or None
-    keys: list[Any] = field(default_factory=list)  # client key of each code
-    duration: float | None = None  # the span the stream covers when known (Requests)
-    resorted: bool = False
-    quantization: Quantization | None = None
-    dequantized: bool = False
-
-    def __len__(self) -> int:
-        return self.timestamp.size
-
-    @property
-    def span(self) -> float:
-        """End of the observed span: the recorded duration if known.
-
-        Otherwise the last timestamp plus one mean gap: a trace is cut some time after its
-        last request, and ending it exactly there would count that request in a window
-        shorter than the traffic that produced it (biasing the last window's rate up).
-        """
-        last = float(self.timestamp[-1])
-        if self.duration:
-            return max(last, float(self.duration))
-        n = self.timestamp.size
-        return last + last / (n - 1) if n > 1 else last
-
-    def take(self, order: NDArray[np.intp]) -> None:
-        self.timestamp = self.timestamp[order]
-        self.input_tokens = self.input_tokens[order]
-        self.output_tokens = self.output_tokens[order]
-        if self.codes is not None:
-            self.codes = self.codes[order]
-
-    def dequantize(self, mode: bool | None, rng: np.random.Generator) -> None:
-        """Detect the clock and, if ``mode`` says so, spread the ticks (see :func:`dequantize`)."""
-        if mode not in (None, True, False):
-            raise TypeError(f"`dequantize` must be None (auto), True or False, got {mode!r}")
-        q = clock_resolution(self.timestamp)
-        self.quantization = q
-        if mode is False or q.resolution <= 0 or (mode is None and not q.quantized):
-            return
-        t = dequantize(self.timestamp, q.resolution, rng=rng)
-        order = np.argsort(t, kind="stable")
-        self.take(order)
-        self.timestamp = t[order]
-        self.dequantized = True
-
-
-def _token_column(values: Any, name: str, owner: str = "trace") -> NDArray[np.int64]:
-    arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        out = arr.astype(np.int64, copy=False)
-    else:
-        try:
-            f = np.asarray(arr, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{owner}: column {name!r} must hold token counts, got dtype {arr.dtype}"
-            ) from None
-        bad = ~np.isfinite(f) | (f != np.floor(f))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(
-                f"{owner}: column {name!r} must hold whole token counts, got {float(f[i])!r} at row {i}"
-            )
-        out = f.astype(np.int64)
-    if (out < 0).any():
-        i = int(np.argmax(out < 0))
-        raise ValueError(f"{owner}: column {name!r} must be >= 0, got {int(out[i])!r} at row {i}")
-    return out
-
-
-def _column(df: pd.DataFrame, name: str, owner: str) -> NDArray[Any]:
-    """A numeric column as numpy: integers stay integers, missing values become NaN."""
-    col = df[name]
-    if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
-        return col.to_numpy(dtype=np.int64)
-    try:
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: column {name!r} must be numeric, got dtype {col.dtype}") from None
-
-
-def _key_of(value: Any, as_int: bool) -> Any:
-    return int(value) if as_int else str(value)
-
-
-def _client_codes(df: pd.DataFrame, columns: list[str]) -> tuple[NDArray[np.intp], list[Any]]:
-    """Factorize one or more columns into client codes and keys (ints or strs)."""
-    for c in columns:
-        if c not in df.columns:
-            raise ValueError(
-                f"trace: missing column {c!r} (named as a client column); columns: {list(df.columns)!r}"
-            )
-    if len(columns) == 1:
-        col = df[columns[0]]
-        codes, uniques = pd.factorize(col, sort=True)
-        if (codes < 0).any():
-            i = int(np.argmax(codes < 0))
-            raise ValueError(f"trace: column {columns[0]!r} has a missing value at row {i}")
-        as_int = pd.api.types.is_integer_dtype(getattr(uniques, "dtype", None)) or all(
-            isinstance(u, (int, np.integer)) and not isinstance(u, (bool, np.bool_)) for u in uniques
-        )
-        return codes.astype(np.intp), [_key_of(u, as_int) for u in uniques]
-    codes, uniques = pd.MultiIndex.from_frame(df[columns].astype(str)).factorize(sort=True)
-    return codes.astype(np.intp), ["|".join(map(str, u)) for u in uniques]
-
-
-def as_trace(
-    data: Any, *, client: str | None = None, by: str | list[str] | None = None, name: str = "trace"
-) -> Trace:
-    """Validate a trace (canonical DataFrame or ``Requests``) into sorted numpy columns.
-
-    Unsorted timestamps are sorted (stably, carrying every column): merged logs are often
-    slightly out of order, and nothing else in the analysis depends on the row order.
-    """
-    from .requests import Requests  # the core; imported here to keep this module light
-
-    if isinstance(data, Trace):  # already validated (e.g. a partition of an out-of-core trace)
-        return data
-    duration = None
-    cols = ([client] if client else []) + ([by] if isinstance(by, str) else list(by or []))
-    codes: NDArray[np.intp] | None = None
-    keys: list[Any] = []
-    if isinstance(data, Requests):
-        duration = data.duration
-        for c in cols:
-            if c not in data:
-                raise ValueError(f"{name}: missing column {c!r}; columns: {data.columns!r}")
-        if cols == ["client"]:
-            codes, keys = data.client.astype(np.intp), list(data.clients)
-        elif cols:
-            df = pd.DataFrame({c: (data.client_keys if c == "client" else data[c]) for c in cols})
-            codes, keys = _client_codes(df, cols)
-        t = np.asarray(data.timestamp, dtype=np.float64)
-        inp, out = np.asarray(data.input_tokens), np.asarray(data.output_tokens)
-    elif isinstance(data, pd.DataFrame):
-        for c in REQUIRED:
-            if c not in data.columns:
-                raise ValueError(
-                    f"{name}: missing column {c!r}; a trace needs {', '.join(REQUIRED)}, "
-                    f"got {list(data.columns)!r}"
-                )
-        if cols:
-            codes, keys = _client_codes(data, cols)
-        t = _column(data, "timestamp", name)
-        inp, out = _column(data, "input_tokens", name), _column(data, "output_tokens", name)
-    else:
-        raise TypeError(f"{name} must be a pandas DataFrame or servegen Requests, got {type(data).__name__}")
-    if len(t) == 0:
-        raise ValueError(f"{name} is empty (0 requests)")
-    try:
-        t = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name}: column 'timestamp' must be numeric seconds, got dtype {np.asarray(t).dtype}"
-        ) from None
-    bad = ~np.isfinite(t) | (t < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"{name}: column 'timestamp' must be finite seconds >= 0, got {float(t[i])!r} at row {i}"
-        )
-    tr = Trace(
-        t,
-        _token_column(inp, "input_tokens", name),
-        _token_column(out, "output_tokens", name),
-        codes,
-        keys,
-        duration,
-    )
-    if t.size > 1 and (np.diff(t) < 0).any():
-        tr.take(np.argsort(t, kind="stable"))
-        tr.resorted = True
-    return tr
 
 
 # -- comparison --------------------------------------------------------------------------
@@ -668,7 +356,7 @@ def compare(
     >>> bool(cmp["input_tokens_ks"]["distance"] < 0.05), bool(abs(cmp["iat_cv"]["ratio"] - 1) < 0.15)
     (True, True)
     """
-    w = _check_bin(window, "window")
+    w = check_seconds(window, "window")
     gen = generator(rng)
     ta = as_trace(a, client="client" if _has_client(a) else None, name="a")
     tb = as_trace(b, client="client" if _has_client(b) else None, name="b")
