@@ -124,11 +124,11 @@ def test_draws_into_a_given_axes(reqs):
 
 
 def test_bad_inputs():
-    with pytest.raises(TypeError, match="Requests or a pandas DataFrame"):
+    with pytest.raises(TypeError, match="plot must be a pandas DataFrame or servegen Requests"):
         plot.overview([1, 2, 3])
-    with pytest.raises(ValueError, match="no requests"):
+    with pytest.raises(ValueError, match=r"plot is empty \(0 requests\)"):
         plot.overview(pd.DataFrame({"timestamp": [], "input_tokens": [], "output_tokens": []}))
-    with pytest.raises(ValueError, match=r"lacks canonical column\(s\) \['output_tokens'\]"):
+    with pytest.raises(ValueError, match=r"plot: missing column 'output_tokens'"):
         plot.overview(pd.DataFrame({"timestamp": [0.0], "input_tokens": [1]}))
     with pytest.raises(ValueError, match="at least 2 requests"):
         plot.iat_cdf(pd.DataFrame({"timestamp": [0.0], "input_tokens": [1], "output_tokens": [1]}))

@@ -39,7 +39,7 @@ from servegen._rng import generator
 from servegen.cache import lru_hit_rate, prefix_hit_rate
 
 from .clock import Quantization, check_seconds, clock_resolution, dequantize, sorted_times
-from .trace import Trace, as_trace
+from .trace import Trace, as_trace, client_column
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
     from matplotlib.figure import Figure
@@ -358,8 +358,8 @@ def compare(
     """
     w = check_seconds(window, "window")
     gen = generator(rng)
-    ta = as_trace(a, client="client" if _has_client(a) else None, name="a")
-    tb = as_trace(b, client="client" if _has_client(b) else None, name="b")
+    ta = as_trace(a, client=client_column(a), name="a")
+    tb = as_trace(b, client=client_column(b), name="b")
     raw = (iat_cv(ta.timestamp), iat_cv(tb.timestamp))
     ta.dequantize(dequantize, gen)
     tb.dequantize(dequantize, gen)
@@ -460,11 +460,3 @@ def compare(
 
 def _has_hash_ids(x: Any) -> bool:
     return "hash_ids" in getattr(x, "columns", [])
-
-
-def _has_client(x: Any) -> bool:
-    from .requests import Requests
-
-    if isinstance(x, Requests):
-        return True
-    return isinstance(x, pd.DataFrame) and "client" in x.columns

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from .trace import as_trace, client_column
+
 if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -61,43 +63,13 @@ class _Trace:
 
 
 def _trace(data: Any) -> _Trace:
-    """Normalize ``Requests`` or a canonical DataFrame into sorted numpy columns."""
-    from .requests import Requests
-
+    """``Requests`` or a canonical DataFrame as sorted numpy columns (:func:`servegen.trace.as_trace`)."""
     if isinstance(data, _Trace):
         return data
-    if isinstance(data, Requests):
-        cols = {c: data[c] for c in data.columns if not hasattr(data[c], "offsets")}
-        codes = data.client.astype(np.intp)
-        names = [str(k) for k in data.clients]
-        duration = data.duration
-    elif isinstance(data, pd.DataFrame):
-        missing = [c for c in ("timestamp", "input_tokens", "output_tokens") if c not in data.columns]
-        if missing:
-            raise ValueError(
-                f"plot: DataFrame lacks canonical column(s) {missing!r}; has {list(data.columns)!r}"
-            )
-        order = np.argsort(data["timestamp"].to_numpy(dtype=np.float64), kind="stable")
-        data = data.iloc[order]
-        cols = {c: data[c].to_numpy() for c in data.columns if c != "client"}
-        cols["timestamp"] = cols["timestamp"].astype(np.float64)
-        if "client" in data.columns:
-            raw, uniques = pd.factorize(data["client"], sort=True)
-            if (raw < 0).any():
-                raise ValueError("plot: the `client` column has missing values")
-            codes, names = raw.astype(np.intp), [str(u) for u in uniques]
-        else:
-            codes, names = None, []
-        duration = None
-    else:
-        raise TypeError(f"plot: expected servegen Requests or a pandas DataFrame, got {type(data).__name__}")
-    t = cols.pop("timestamp")
-    if t.size == 0:
-        raise ValueError("plot: there are no requests to plot")
-    if not np.isfinite(t).all():
-        raise ValueError("plot: `timestamp` has non-finite values")
-    end = max(float(duration or 0.0), float(t[-1]))
-    return _Trace(t, cols.pop("input_tokens"), cols.pop("output_tokens"), codes, names, end, cols)
+    tr = as_trace(data, client=client_column(data), name="plot", extra=True)
+    end = max(float(tr.duration or 0.0), float(tr.timestamp[-1]))
+    names = [str(k) for k in tr.keys]
+    return _Trace(tr.timestamp, tr.input_tokens, tr.output_tokens, tr.codes, names, end, tr.extra)
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:

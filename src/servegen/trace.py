@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from .clock import Quantization, clock_resolution, dequantize
 
-__all__ = ["REQUIRED", "Trace", "as_trace"]
+__all__ = ["REQUIRED", "Trace", "as_trace", "client_column"]
 
 Float64 = NDArray[np.float64]
 
@@ -33,7 +33,7 @@ REQUIRED = ("timestamp", "input_tokens", "output_tokens")
 
 @dataclass
 class Trace:
-    """A validated, timestamp-sorted trace as numpy columns (internal to fit/metrics)."""
+    """A validated, timestamp-sorted trace as numpy columns (for metrics, fitting, plots)."""
 
     timestamp: Float64
     input_tokens: NDArray[np.int64]
@@ -44,6 +44,7 @@ class Trace:
     resorted: bool = False
     quantization: Quantization | None = None
     dequantized: bool = False
+    extra: dict[str, NDArray[Any]] = field(default_factory=dict)  # other flat columns, if asked
 
     def __len__(self) -> int:
         return self.timestamp.size
@@ -68,6 +69,7 @@ class Trace:
         self.output_tokens = self.output_tokens[order]
         if self.codes is not None:
             self.codes = self.codes[order]
+        self.extra = {k: v[order] for k, v in self.extra.items()}
 
     def dequantize(self, mode: bool | None, rng: np.random.Generator) -> None:
         """Detect the clock and, if ``mode`` says so, spread the ticks (see :func:`dequantize`)."""
@@ -144,13 +146,30 @@ def _client_codes(df: pd.DataFrame, columns: list[str]) -> tuple[NDArray[np.intp
     return codes.astype(np.intp), ["|".join(map(str, u)) for u in uniques]
 
 
+def client_column(data: Any) -> str | None:
+    """``"client"`` when ``data`` names a client per request (``Requests`` always do), else None."""
+    from .requests import Requests  # the core; imported here to keep this module light
+
+    if isinstance(data, Requests):
+        return "client"
+    return "client" if isinstance(data, pd.DataFrame) and "client" in data.columns else None
+
+
 def as_trace(
-    data: Any, *, client: str | None = None, by: str | list[str] | None = None, name: str = "trace"
+    data: Any,
+    *,
+    client: str | None = None,
+    by: str | list[str] | None = None,
+    name: str = "trace",
+    extra: bool = False,
 ) -> Trace:
     """Validate a trace (canonical DataFrame or ``Requests``) into sorted numpy columns.
 
     Unsorted timestamps are sorted (stably, carrying every column): merged logs are often
     slightly out of order, and nothing else in the analysis depends on the row order.
+    ``client`` and ``by`` name the column(s) whose values make the client codes; ``name``
+    starts every error message; with ``extra`` the other flat columns (not the canonical
+    ones, not ``client``, not ragged lists) ride along in ``Trace.extra``.
     """
     from .requests import Requests  # the core; imported here to keep this module light
 
@@ -172,6 +191,8 @@ def as_trace(
             codes, keys = _client_codes(df, cols)
         t = np.asarray(data.timestamp, dtype=np.float64)
         inp, out = np.asarray(data.input_tokens), np.asarray(data.output_tokens)
+        others = [c for c in data.columns if not hasattr(data[c], "offsets")] if extra else []
+        columns = {c: np.asarray(data[c]) for c in others if c not in REQUIRED and c != "client"}
     elif isinstance(data, pd.DataFrame):
         for c in REQUIRED:
             if c not in data.columns:
@@ -183,6 +204,8 @@ def as_trace(
             codes, keys = _client_codes(data, cols)
         t = _column(data, "timestamp", name)
         inp, out = _column(data, "input_tokens", name), _column(data, "output_tokens", name)
+        others = list(data.columns) if extra else []
+        columns = {c: data[c].to_numpy() for c in others if c not in REQUIRED and c != "client"}
     else:
         raise TypeError(f"{name} must be a pandas DataFrame or servegen Requests, got {type(data).__name__}")
     if len(t) == 0:
@@ -206,6 +229,7 @@ def as_trace(
         codes,
         keys,
         duration,
+        extra=columns,
     )
     if t.size > 1 and (np.diff(t) < 0).any():
         tr.take(np.argsort(t, kind="stable"))
