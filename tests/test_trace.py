@@ -30,9 +30,9 @@ def test_extra_columns_follow_the_time_sort():
 
 
 def test_requests_keep_their_client_keys_and_duration():
-    reqs = sg.Workload(
-        {"x": sg.Client(arrival=sg.Poisson(rate=2), input_tokens=10, output_tokens=1)}
-    ).sample(30, rng=0)
+    reqs = sg.Workload({"x": sg.Client(arrival=sg.Poisson(rate=2), input_tokens=10, output_tokens=1)}).sample(
+        30, rng=0
+    )
     assert client_column(reqs) == "client" and client_column(reqs.to_pandas().drop(columns="client")) is None
     tr = as_trace(reqs, client="client", extra=True)
     assert tr.keys == ["x"] and tr.duration == 30
@@ -42,7 +42,10 @@ def test_requests_keep_their_client_keys_and_duration():
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        ({"timestamp": [-1.0, 0.0]}, r"plot: column 'timestamp' must be finite seconds >= 0, got -1.0 at row 0"),
+        (
+            {"timestamp": [-1.0, 0.0]},
+            r"plot: column 'timestamp' must be finite seconds >= 0, got -1.0 at row 0",
+        ),
         ({"input_tokens": [1.5, 2.0]}, r"plot: column 'input_tokens' must hold whole token counts, got 1.5"),
     ],
 )
