@@ -246,7 +246,11 @@ def _window_stats(t: Float64, window: float, end: float) -> tuple[Float64, Float
         var = (s2 - k * mean**2) / (k - 1)
         cv = np.where((k >= 2) & (mean > 0), np.sqrt(np.maximum(var, 0)) / mean, np.nan)
         rate = np.where(widths > 0, n / widths, np.nan)
-    return starts, rate, cv
+    return (
+        np.asarray(starts, dtype=np.float64),
+        np.asarray(rate, dtype=np.float64),
+        np.asarray(cv, dtype=np.float64),
+    )
 
 
 def _shares(tr: Trace) -> pd.Series | None:
@@ -286,7 +290,9 @@ class Comparison:
         """The row of one metric (``cmp["iat_cv"]["b"]``)."""
         if metric not in self.table.index:
             raise KeyError(f"Comparison has no metric {metric!r}; metrics: {', '.join(self.table.index)}")
-        return self.table.loc[metric]
+        row = self.table.loc[metric]
+        assert isinstance(row, pd.Series)  # the metrics index is unique
+        return row
 
     def __repr__(self) -> str:
         with pd.option_context("display.width", 120, "display.max_rows", 200):

@@ -138,12 +138,13 @@ def _client_codes(df: pd.DataFrame, columns: list[str]) -> tuple[NDArray[np.intp
         if (codes < 0).any():
             i = int(np.argmax(codes < 0))
             raise ValueError(f"trace: column {columns[0]!r} has a missing value at row {i}")
-        as_int = pd.api.types.is_integer_dtype(getattr(uniques, "dtype", None)) or all(
+        dtype = getattr(uniques, "dtype", None)
+        as_int = (dtype is not None and pd.api.types.is_integer_dtype(dtype)) or all(
             isinstance(u, (int, np.integer)) and not isinstance(u, (bool, np.bool_)) for u in uniques
         )
         return codes.astype(np.intp), [_key_of(u, as_int) for u in uniques]
-    codes, uniques = pd.MultiIndex.from_frame(df[columns].astype(str)).factorize(sort=True)
-    return codes.astype(np.intp), ["|".join(map(str, u)) for u in uniques]
+    joint_codes, joint_keys = pd.MultiIndex.from_frame(df[columns].astype(str)).factorize(sort=True)
+    return joint_codes.astype(np.intp), ["|".join(map(str, u)) for u in joint_keys]
 
 
 def client_column(data: Any) -> str | None:

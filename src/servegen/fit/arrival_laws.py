@@ -29,6 +29,11 @@ _WEIBULL_K = (0.02, 100.0)
 
 
 # -- solvers -----------------------------------------------------------------------------
+def _sum_by(segment: NDArray[np.int64], values: Float64, segments: int) -> Float64:
+    """``values`` summed per segment (a weighted ``np.bincount``, typed as float64)."""
+    return np.asarray(np.bincount(segment, values, minlength=segments), dtype=np.float64)
+
+
 def _gamma_shape(s: Float64) -> Float64:
     """Solve ``log k - digamma(k) = s`` (> 0) by Newton from Minka's approximation."""
     s = np.maximum(s, 1e-12)
@@ -153,9 +158,9 @@ def _weibull_fit(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(40):
             w = np.exp(c[gs] * ly)
-            b = np.bincount(gs, w, minlength=nseg)
-            b1 = np.bincount(gs, w * ly, minlength=nseg)
-            b2 = np.bincount(gs, w * ly * ly, minlength=nseg)
+            b = _sum_by(gs, w, nseg)
+            b1 = _sum_by(gs, w * ly, nseg)
+            b2 = _sum_by(gs, w * ly * ly, nseg)
             h = 1e-5 * c
             gp, _ = profile(c + h, b + h * b1 + 0.5 * h * h * b2, b1 + h * b2)
             gm, _ = profile(c - h, b - h * b1 + 0.5 * h * h * b2, b1 - h * b2)
@@ -168,7 +173,7 @@ def _weibull_fit(
             c = new
             if not live.any():
                 break
-        b = np.bincount(gs, np.exp(c[gs] * ly), minlength=nseg)
+        b = _sum_by(gs, np.exp(c[gs] * ly), nseg)
         _, ll = profile(c, b, np.zeros_like(b))
         v = _censored_rate(nu, b, ncen, np.exp(c * dlog))
         scale = v ** (-1.0 / c)
@@ -251,9 +256,9 @@ def _gap_sums(
         cv=cv,
         uncensored=uncensored,
         censored=count - uncensored,
-        sum_gap=np.bincount(kept_segment, kept, minlength=segments),
-        sum_log=np.bincount(kept_segment, log_kept, minlength=segments),
-        sum_log_sq=np.bincount(kept_segment, log_kept * log_kept, minlength=segments),
+        sum_gap=_sum_by(kept_segment, kept, segments),
+        sum_log=_sum_by(kept_segment, log_kept, segments),
+        sum_log_sq=_sum_by(kept_segment, log_kept * log_kept, segments),
         cut=cut,
         log_cut=log_cut,
         gap=kept,
@@ -418,6 +423,7 @@ def iat_table(
         )
     loglik = np.where(has, best_loglik - jacobian, np.nan)
     p = penalty[best, 0]
+    no_law = np.array(None, dtype=object)
     out = pd.DataFrame(
         {
             "client": pd.Series(np.repeat(np.asarray(tr.keys, dtype=object), windows)),
@@ -430,7 +436,7 @@ def iat_table(
             "iat_censored": g.censored.astype(np.int64),
             "iat_mean": mean_gap,
             "iat_cv": g.cv,
-            "law": np.where(has, names[best], np.where(regular, "deterministic", None)),
+            "law": np.where(has, names[best], np.where(regular, "deterministic", no_law)),
             "shape": np.where(has, best_shape, np.nan),
             "scale": np.where(has, best_scale * mean_gap, np.where(regular, mean_gap, np.nan)),
             "loglik": loglik,

@@ -88,7 +88,7 @@ def window_grid(tr: Trace, window: float) -> tuple[int, Float64, Float64, NDArra
             "or de-quantize it with a known clock)"
         )
     count = max(1, math.ceil(span / window - 1e-9))
-    starts = np.arange(count) * window
-    widths = np.minimum(starts + window, span) - starts
-    index = np.minimum((tr.timestamp // window).astype(np.int64), count - 1)
+    starts = np.asarray(np.arange(count) * window, dtype=np.float64)
+    widths = np.asarray(np.minimum(starts + window, span) - starts, dtype=np.float64)
+    index = np.asarray(np.minimum((tr.timestamp // window).astype(np.int64), count - 1), dtype=np.int64)
     return count, starts, widths, index

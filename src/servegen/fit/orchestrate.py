@@ -317,7 +317,7 @@ def fit(
     table = iat_table(tr, w, ("exponential",) if refine else laws_t, criterion, min_requests, gof=not refine)
     nc, nw = len(tr.keys), int(table["window"].max()) + 1
     rates = table["rate"].to_numpy().reshape(nc, nw)
-    times, piece = np.arange(nw) * w, np.arange(nw)
+    times, piece = np.asarray(np.arange(nw) * w, dtype=np.float64), np.arange(nw)
     shrink = None
     if refine:
         assert rw is not None
@@ -441,4 +441,11 @@ def refine_rates(
     fine = expected / widths
     cum = np.concatenate([np.zeros((nc, 1)), np.cumsum(expected, axis=1)], axis=1)
     op = cum[tr.codes, f] + fine[tr.codes, f] * (t - starts[f])
-    return starts, fine, coarse, op, shrink
+    as_float = np.float64
+    return (
+        np.asarray(starts, dtype=as_float),
+        np.asarray(fine, dtype=as_float),
+        np.asarray(coarse, dtype=np.int64),
+        np.asarray(op, dtype=as_float),
+        np.asarray(shrink, dtype=as_float),
+    )
