@@ -53,7 +53,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import Quantization, Trace, as_trace, clock_resolution
+from .clock import Quantization, clock_resolution
+from .trace import Trace, as_trace
 
 __all__ = ["is_dask_input", "run"]
 

@@ -39,10 +39,11 @@ from numpy.typing import NDArray
 from ._rng import generator
 from .arrivals import ArrivalSchedule, Gamma, Poisson
 from .client import Client
+from .clock import clock_resolution, dequantize
 from .distributions import Constant, Empirical
-from .metrics import as_trace, clock_resolution, dequantize
 from .session_starts import starts_schedule
 from .sessions import Session, SharedPrefix
+from .trace import as_trace
 
 __all__ = [
     "SESSION_COLUMNS",
