@@ -456,16 +456,20 @@ def iat_table(
 
 
 # -- goodness of fit ---------------------------------------------------------------------
+#: CDF of every law of ``ARRIVAL_LAWS`` with shape ``a`` and scale ``s`` (location 0),
+#: elementwise: ``LAW_CDFS[law](y, a, s)``.
+LAW_CDFS: dict[str, Callable[[Float64, Float64, Float64], Float64]] = {
+    "exponential": lambda y, a, s: -np.expm1(-y / s),
+    "gamma": lambda y, a, s: special.gammainc(a, y / s),
+    "weibull": lambda y, a, s: -np.expm1(-((y / s) ** a)),
+    "lognormal": lambda y, a, s: special.ndtr((np.log(y) - np.log(s)) / a),
+}
+
+
 def _law_cdf(law: str, y: Float64, a: Float64, s: Float64) -> Float64:
     """CDF of a fitted law (shape ``a``, scale ``s``, location 0), elementwise."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        if law == "exponential":
-            return -np.expm1(-y / s)
-        if law == "gamma":
-            return special.gammainc(a, y / s)
-        if law == "weibull":
-            return -np.expm1(-((y / s) ** a))
-        return special.ndtr((np.log(y) - np.log(s)) / a)
+        return LAW_CDFS[law](y, a, s)
 
 
 def _ks_by_segment(
