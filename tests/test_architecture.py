@@ -29,14 +29,11 @@ KNOWN = {
     # Hooks that hand a Dask input to the out-of-core drivers above them (Workload.to_dask,
     # fit/characterize on a Dask DataFrame): to be inverted so the driver is called directly.
     ("upward", "servegen.workload", "servegen.dask_sample"),
-    ("upward", "servegen.fit", "servegen.dask_fit"),
+    ("upward", "servegen.fit.orchestrate", "servegen.dask_fit"),
     # Comparison.plot draws through servegen.plot, which uses the metrics: plotting moves
     # out of metrics.py in the next phase.
     ("upward", "servegen.metrics", "servegen.plot"),
-    # God modules, split in the next phase of #12 (fit package, plotting out of metrics,
-    # one trace normalizer out of formats._io).
-    ("long", "servegen.fit"),
-    ("long", "servegen.metrics"),
+    # God modules, split in the next phase of #12 (one trace normalizer out of formats._io).
     ("long", "servegen.formats._io"),
 }
 
