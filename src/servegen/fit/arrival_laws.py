@@ -272,6 +272,18 @@ def _gap_sums(
 LawFit = tuple[Float64, Float64, Float64]
 
 
+def _refine_censored(g: GapSums, fitted: NDArray[np.bool_], loglik: Any, p0: Float64, p1: Float64) -> None:
+    """Damped Newton, in place, on the fitted segments that have censored gaps.
+
+    ``p0``/``p1`` hold the closed-form (uncensored) estimates of the fitted segments;
+    ``loglik(p0, p1, mask)`` is the censored log-likelihood of the segments in ``mask``.
+    """
+    with_censored = fitted & (g.censored > 0)
+    if with_censored.any():
+        sub = with_censored[fitted]
+        p0[sub], p1[sub], _ = _newton2(lambda a, b: loglik(a, b, with_censored), p0[sub], p1[sub])
+
+
 def _unfitted(segments: int) -> LawFit:
     return np.full(segments, -np.inf), np.full(segments, np.nan), np.full(segments, np.nan)
 
@@ -303,12 +315,7 @@ def fit_gamma(g: GapSums, fitted: NDArray[np.bool_]) -> LawFit:
         return out + np.where(g.censored[m] > 0, g.censored[m] * np.log(np.maximum(cdf, 1e-300)), 0.0)
 
     log_shape, log_scale = np.log(k), np.log(theta)
-    with_censored = f & (g.censored > 0)
-    if with_censored.any():
-        sub = with_censored[f]
-        log_shape[sub], log_scale[sub], _ = _newton2(
-            lambda p, r: gamma_loglik(p, r, with_censored), log_shape[sub], log_scale[sub]
-        )
+    _refine_censored(g, f, gamma_loglik, log_shape, log_scale)
     loglik[f] = gamma_loglik(log_shape, log_scale)
     shape[f], scale[f] = np.exp(log_shape), np.exp(log_scale)
     return loglik, shape, scale
@@ -330,12 +337,7 @@ def fit_lognormal(g: GapSums, fitted: NDArray[np.bool_]) -> LawFit:
         below = special.log_ndtr((g.log_cut[m] - mean_log) / np.exp(log_sd))
         return out + np.where(g.censored[m] > 0, g.censored[m] * below, 0.0)
 
-    with_censored = f & (g.censored > 0)
-    if with_censored.any():
-        sub = with_censored[f]
-        mu[sub], log_sigma[sub], _ = _newton2(
-            lambda p, r: lognormal_loglik(p, r, with_censored), mu[sub], log_sigma[sub]
-        )
+    _refine_censored(g, f, lognormal_loglik, mu, log_sigma)
     loglik[f] = lognormal_loglik(mu, log_sigma)
     shape[f], scale[f] = np.exp(log_sigma), np.exp(mu)
     return loglik, shape, scale
