@@ -20,7 +20,7 @@ name                    aliases                               ``shape``, ``scale
 ``gamma``               Gamma                                 k, theta                        > 0
 ``weibull``             Weibull                               k, lambda                       > 0
 ``lognormal``           LogNormal                             sigma, exp(mu) (scipy lognorm)  > 0
-``hyperexponential``    hyperexp, Hyperexponential, H2        p (burst phase), mean gap       >= 1
+``hyperexponential``    Hyperexponential, H2                  p (burst phase), mean gap       >= 1
 ``deterministic``       Deterministic                         (unused), the gap               0
 ======================  ====================================  ==============================  ======
 
@@ -427,7 +427,7 @@ _TABLE = (
         _lognormal_unit, lambda k, s: s * np.exp(0.5 * k**2), lambda k: np.sqrt(np.expm1(k**2)),
         lambda x, a, s: special.ndtr((np.log(x) - np.log(s)) / a), _scipy("lognorm", True),
         cv_rule="> 0"),
-    Law("hyperexponential", HYPEREXP, ("p", "scale"), ("hyperexp", "Hyperexponential", "H2"),
+    Law("hyperexponential", HYPEREXP, ("p", "scale"), ("Hyperexponential", "H2"),
         _h2_unit, _scale_mean, lambda p: np.sqrt(0.5 / (p * (1 - p)) - 1), _h2_cdf, _h2_logpdf,
         cv_rule=">= 1", _cv_ok=lambda cv: np.asarray(cv >= 1)),
     Law("deterministic", DETERMINISTIC, ("scale",), ("Deterministic",),

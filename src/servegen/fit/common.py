@@ -13,26 +13,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._rng import generator
+from ..engine.kernels import law as table_law
 from ..trace import Trace, as_trace
 
 Float64 = NDArray[np.float64]
 
-#: Inter-arrival laws :func:`~servegen.characterize` can choose from (scipy names in
-#: parentheses: expon, gamma, weibull_min, lognorm, all with ``loc=0``).
+#: Inter-arrival laws :func:`~servegen.characterize` can choose from: names of the engine's
+#: law table (:func:`servegen.engine.kernels.law`; "exponential" is its alias of
+#: "poisson"), which gives each its parameters (``shape``, ``scale`` as scipy's expon,
+#: gamma, weibull_min, lognorm with ``loc=0``), their count for AIC/BIC, and its cdf.
 ARRIVAL_LAWS = ("exponential", "gamma", "weibull", "lognormal")
-#: Laws an :class:`~servegen.ArrivalSchedule` can express, and their schedule names.
-SCHEDULE_LAW = {
-    "exponential": "poisson",
-    "gamma": "gamma",
-    "weibull": "weibull",
-    "deterministic": "deterministic",
-}
-#: Candidate inter-arrival laws of :func:`~servegen.fit` (those a schedule can express).
+#: Candidate inter-arrival laws of :func:`~servegen.fit` (its default candidates).
 SCHEDULE_FIT_LAWS = ("exponential", "gamma", "weibull")
+#: A window's law in the fitted schedule: the table's name of its fitted law. Any other
+#: label (no law; the burst structures "hyperexp" and "onoff", whose windows become
+#: model pieces) is a Poisson placeholder.
+SCHEDULE_LAW = {name: table_law(name).name for name in (*SCHEDULE_FIT_LAWS, "deterministic")}
 #: Parametric length laws :func:`~servegen.fit_lengths` can choose from.
 LENGTH_LAWS = ("exponential", "lognormal", "pareto_lognormal")
-#: Free parameters of every law, for AIC/BIC.
-PARAMETER_COUNT = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "pareto_lognormal": 5}
+#: Free parameters of every length law, for AIC/BIC (arrival laws: the law table's ``params``).
+PARAMETER_COUNT = {"exponential": 1, "lognormal": 2, "pareto_lognormal": 5}
 #: Fitted CVs are clamped into this range so every piece is a valid, samplable law.
 CV_RANGE = (1e-3, 1e3)
 
