@@ -60,7 +60,9 @@ __all__ = [
     "LOGNORMAL",
     "OBJECT",
     "POISSON",
+    "RELEASE_CODES",
     "RELEASE_LAWS",
+    "RELEASE_NAMES",
     "WEIBULL",
     "Law",
     "OpProcess",
@@ -439,6 +441,13 @@ _BY_CODE = {row.code: row for row in _TABLE}
 
 #: Release-file law code -> law (code 0 is "no law": a window with rate 0).
 RELEASE_LAWS = {row.release_code: row for row in _TABLE if row.release_code is not None}
+#: Release-file law name -> release code (``"Gamma"`` -> 1), and back: upstream's spelling.
+RELEASE_CODES = {
+    row.release_name: row.release_code
+    for row in _TABLE
+    if row.release_name is not None and row.release_code is not None
+}
+RELEASE_NAMES = {code: name for name, code in RELEASE_CODES.items()}
 #: Law name -> kernel code, for the arrival models' ``laws`` vocabulary ("model": an object piece).
 LAWS = {**{row.name: row.code for row in _TABLE}, "model": OBJECT}
 
