@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 Float64 = NDArray[np.float64]
+_NAMES = frozenset(LAWS)  # the table's names and "model"
 
 
 @runtime_checkable
@@ -286,16 +287,19 @@ class ArrivalSchedule(ArrivalProcess):
     @classmethod
     def _law_names(cls, laws: list[str]) -> list[str]:
         """Each law by its table name (aliases resolved), or ``"model"``."""
-        out = []
-        for i, name in enumerate(laws):
+        names = set(laws)  # a pool's schedule has thousands of pieces and a few laws
+        if names <= _NAMES:
+            return laws
+        table = {}
+        for name in dict.fromkeys(laws):  # in order: the error names the first bad entry
             try:
-                out.append(name if name == "model" else table_law(name).name)
+                table[name] = name if name == "model" else table_law(name).name
             except ValueError:
                 raise ValueError(
-                    f"ArrivalSchedule: `laws[{i}]` must name a law of the table ({', '.join(LAWS)}) "
-                    f"or one of its aliases, got {name!r}"
+                    f"ArrivalSchedule: `laws[{laws.index(name)}]` must name a law of the table "
+                    f"({', '.join(LAWS)}) or one of its aliases, got {name!r}"
                 ) from None
-        return out
+        return [table[name] for name in laws]
 
     @model_validator(mode="after")
     def _check(self) -> ArrivalSchedule:
