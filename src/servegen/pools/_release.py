@@ -78,7 +78,6 @@ from ._record import PoolRecord
 __all__ = [
     "FLOAT_FIELDS",
     "LAW_CODES",
-    "LAW_NAMES",
     "LENGTH_WINDOW_S",
     "MAX_CLIENTS",
     "MAX_DATASET_BYTES",
@@ -107,8 +106,9 @@ POOLS = (
 )
 """The pools of the release (commit f891d11)."""
 LAW_CODES = {"": 0, "Gamma": 1, "Weibull": 2}
-"""``law`` column text -> uint8 code; 0 means no law (rate 0)."""
-LAW_NAMES = ("", "Gamma", "Weibull")
+"""``law`` column text -> uint8 code; 0 means no law (rate 0). The file format's own
+spelling: the engine's law table (above this reader) gives each law its
+``release_name``/``release_code``, and tests/test_engine.py checks the two agree."""
 FLOAT_FIELDS = frozenset({"reason_ratio"})
 """Fields whose values are fractions in [0, 1]; every other field holds integer counts."""
 PROB_SUM_ATOL = 1e-6
