@@ -102,6 +102,12 @@ def test_fit_reports_table_names_and_parameters():
         table_row = law(row.law)
         assert float(table_row.mean(row.shape, row.scale)) == pytest.approx(row.iat_mean, rel=0.05)
     assert set(rep["law"]) == {"gamma"}
+    # the candidates may be named in any vocabulary of the table; the report keeps the fit's names
+    again = sg.characterize(trace, window=600, laws=("poisson", "Gamma", "LogNormal"), rng=0)
+    pd.testing.assert_frame_equal(again, rep)
+    assert again.attrs["laws"] == rep.attrs["laws"] == ["exponential", "gamma", "lognormal"]
+    with pytest.raises(ValueError, match=r"unknown law 'lognormal'; choose from exponential, gamma, weibull"):
+        sg.fit(trace, window=600, laws=("Gamma", "lognormal"))
     from servegen.fit import arrival_laws
 
     assert arrival_laws.LAW_CDFS["exponential"] == law("poisson").cdf

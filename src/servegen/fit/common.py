@@ -57,6 +57,25 @@ def check_laws(laws: Sequence[str], allowed: Sequence[str], name: str) -> tuple[
     return laws
 
 
+def check_arrival_laws(laws: Sequence[str], allowed: Sequence[str], name: str) -> tuple[str, ...]:
+    """:func:`check_laws` for inter-arrival laws: any name of the law table is taken
+    (``"poisson"``, ``"Gamma"``, ...) and reported under its name in ``allowed``.
+
+    >>> check_arrival_laws(["poisson", "Gamma"], ARRIVAL_LAWS, "laws")
+    ('exponential', 'gamma')
+    """
+    by_row = {table_law(a).name: a for a in allowed}
+    if isinstance(laws, str):
+        laws = (laws,)
+    named = []
+    for n in laws:
+        try:
+            named.append(by_row.get(table_law(n).name, n))
+        except ValueError:  # not a table name: check_laws says what is allowed
+            named.append(n)
+    return check_laws(named, allowed, name)
+
+
 def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}, got {value!r}")
