@@ -8,7 +8,7 @@ The law table
 One :class:`Law` per renewal law of inter-arrival gaps that a rate and a CV determine,
 keyed by its name, with its kernel code, its parameters (``shape``, ``scale`` of the
 gap, in seconds when built from a rate), its construction from ``rate`` and ``cv``,
-sampler, log-density and cdf. :func:`law` finds a law by any of its names in the
+sampler, log-density, log-likelihood and cdf. :func:`law` finds a law by any of its names in the
 vocabularies the library meets: ``"exponential"`` (fitting) and ``"Gamma"``/``"Weibull"``
 (production pool releases) name the same laws as ``"poisson"``, ``"gamma"`` and
 ``"weibull"`` (arrival models).
@@ -402,6 +402,14 @@ class Law:
         if self._logpdf is None:
             raise ValueError(f"law {self.name!r} has no density")
         return self._logpdf(np.asarray(x, np.float64), shape, scale)
+
+    def loglik(self, x: Any, shape: float, scale: float) -> float:
+        """Log-likelihood of the gaps ``x`` (the sum of :meth:`logpdf`).
+
+        >>> round(law("poisson").loglik([1.0, 3.0], 1.0, 2.0), 4)  # 2 log(1/2) - 4/2
+        -3.3863
+        """
+        return float(np.sum(self.logpdf(x, shape, scale)))
 
     def cdf(self, x: Any, shape: Any, scale: Any) -> Float64:
         """Probability that a gap is <= ``x``."""
