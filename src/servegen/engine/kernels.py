@@ -8,10 +8,10 @@ The law table
 One :class:`Law` per renewal law of inter-arrival gaps that a rate and a CV determine,
 keyed by its name, with its kernel code, its parameters (``shape``, ``scale`` of the
 gap, in seconds when built from a rate), its construction from ``rate`` and ``cv``,
-sampler, log-density, log-likelihood and cdf. :func:`law` finds a law by any of its names in the
-vocabularies the library meets: ``"exponential"`` (fitting) and ``"Gamma"``/``"Weibull"``
-(production pool releases) name the same laws as ``"poisson"``, ``"gamma"`` and
-``"weibull"`` (arrival models).
+sampler, log-density, log-likelihood and cdf. :func:`law` finds a law by any of its
+names in the vocabularies the library meets: ``"exponential"`` (fitting) and
+``"Gamma"``/``"Weibull"`` (production pool releases) name the same laws as
+``"poisson"``, ``"gamma"`` and ``"weibull"`` (arrival models).
 
 ======================  ====================================  ==============================  ======
 name                    aliases                               ``shape``, ``scale``            ``cv``
