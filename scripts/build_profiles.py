@@ -101,16 +101,12 @@ def encode_field(
 def build_pool(raw: RawPool) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[np.ndarray, ...]]:
     """All arrays of one profile file, ``length_source`` and the imputation mixtures."""
     source, mixture = _pmf.impute(raw)
+    record = raw.fields_as(np.float32)  # the pool record in the profiles' float32
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT, dtype=np.int64),
         "name": np.array(raw.name),
         "fields": np.array(raw.fields),
-        "client_ids": raw.client_ids,
-        "rate": raw.rate.astype(np.float32),
-        "cv": raw.cv.astype(np.float32),
-        "shape": raw.shape.astype(np.float32),
-        "scale": raw.scale.astype(np.float32),
-        "law": raw.law,
+        **{k: record[k] for k in ("client_ids", "rate", "cv", "shape", "scale", "law")},
         "imputed": ~raw.has_dataset,
         "length_source": source,
     }
@@ -127,8 +123,9 @@ def build_pool(raw: RawPool) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[n
 def check(raw: RawPool, source: np.ndarray, mixture: tuple[np.ndarray, ...], path: Path) -> dict[str, float]:
     """Read ``path`` back, check it, and return the worst fidelity numbers over every PMF."""
     prof = read_profile(path)
+    record = raw.fields_as(np.float32)
     for name in ("rate", "cv", "shape", "scale"):
-        assert np.array_equal(getattr(prof, name), getattr(raw, name).astype(np.float32)), name
+        assert np.array_equal(getattr(prof, name), record[name]), name
     assert np.array_equal(prof.law, raw.law) and np.array_equal(prof.client_ids, raw.client_ids)
     assert np.array_equal(prof.length_source, source)
     worst = dict.fromkeys(("ks", "mean", "p50", "p99"), 0.0)

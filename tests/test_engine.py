@@ -19,9 +19,40 @@ ENGINE = Path(kernels.__file__).parent
 #: what the engine may import from servegen: itself and the base layer below the models
 ALLOWED = {"servegen.engine", "servegen._rng", "servegen._checks", "servegen.requests"}
 
-LAWS = [("poisson", 1.0), ("gamma", 0.4), ("gamma", 3.0), ("weibull", 0.6), ("weibull", 2.5)]
+LAWS = [
+    ("poisson", 1.0),
+    ("gamma", 0.4),
+    ("gamma", 3.0),
+    ("weibull", 0.6),
+    ("weibull", 2.5),
+    ("lognormal", 0.5),
+    ("lognormal", 2.5),
+    ("hyperexponential", 1.5),
+    ("hyperexponential", 4.0),
+]
+
+
+def _h2(p, s):
+    """The balanced two-phase exponential mixture as a scipy law (scipy has none built in)."""
+    m1, m2 = 0.5 * s / p, 0.5 * s / (1 - p)
+    parts = ((p, stats.expon(scale=m1)), (1 - p, stats.expon(scale=m2)))
+
+    class Mixture(stats.rv_continuous):
+        def _cdf(self, x):
+            return sum(w * d.cdf(x) for w, d in parts)
+
+        def _pdf(self, x):
+            return sum(w * d.pdf(x) for w, d in parts)
+
+        def _munp(self, n):  # raw moments in closed form (scipy would integrate)
+            return sum(w * d.moment(n) for w, d in parts)
+
+    return Mixture(a=0.0)()
+
+
 SCIPY = {"poisson": lambda k, s: stats.expon(scale=s), "gamma": lambda k, s: stats.gamma(k, scale=s),
-         "weibull": lambda k, s: stats.weibull_min(k, scale=s)}  # fmt: skip
+         "weibull": lambda k, s: stats.weibull_min(k, scale=s), "lognormal": lambda k, s: stats.lognorm(k, scale=s),
+         "hyperexponential": _h2}  # fmt: skip
 
 
 def _servegen_imports(path: Path) -> set[str]:
@@ -87,7 +118,8 @@ def test_deterministic_law_is_a_step():
 @pytest.mark.parametrize(
     "alias,name",
     [("exponential", "poisson"), ("Exponential", "poisson"), ("poisson", "poisson"), ("Gamma", "gamma"),
-     ("gamma", "gamma"), ("Weibull", "weibull"), ("deterministic", "deterministic")],
+     ("gamma", "gamma"), ("Weibull", "weibull"), ("deterministic", "deterministic"), ("lognormal", "lognormal"),
+     ("H2", "hyperexponential"), ("Hyperexponential", "hyperexponential")],
 )  # fmt: skip
 def test_law_lookup_by_any_vocabulary(alias, name):
     assert law(alias).name == name
@@ -97,8 +129,8 @@ def test_law_lookup_by_any_vocabulary(alias, name):
 def test_unknown_law_names_the_rule():
     with pytest.raises(ValueError, match=r"law: `name` must be one of .*'exponential'.*, got 'lognorm'"):
         law("lognorm")
-    with pytest.raises(ValueError, match=r"law_by_code: `code` must be one of \[0, 1, 2, 3\], got 7"):
-        kernels.law_by_code(7)
+    with pytest.raises(ValueError, match=r"law_by_code: `code` must be one of \[0, 1, 2, 3, 5, 6\], got 4"):
+        kernels.law_by_code(kernels.OBJECT)  # an object piece has no row
 
 
 def test_arrivals_and_pool_releases_use_the_law_table():

@@ -129,7 +129,7 @@ BAD = [
     ),
     (
         "schedule bad law",
-        lambda: sg.ArrivalSchedule(times=[0], rates=[1], cvs=[1], laws=["lognormal"]),
+        lambda: sg.ArrivalSchedule(times=[0], rates=[1], cvs=[1], laws=["lognorm"]),
         ValueError,
         r"laws",
     ),

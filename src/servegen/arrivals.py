@@ -25,11 +25,22 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import FloatArray, Frozen, parse_model
 from ._validate import check_times
-from .engine.kernels import DETERMINISTIC, GAMMA, LAWS, POISSON, WEIBULL, Pieces, weibull_shape
+from .engine.kernels import (
+    DETERMINISTIC,
+    GAMMA,
+    LAWS,
+    OBJECT,
+    POISSON,
+    WEIBULL,
+    Pieces,
+    law_by_code,
+    weibull_shape,
+)
+from .engine.kernels import law as table_law
 from .engine.timeline import sample_process
 
 __all__ = [
@@ -45,6 +56,7 @@ __all__ = [
 ]
 
 Float64 = NDArray[np.float64]
+_NAMES = frozenset(LAWS)  # the table's names and "model"
 
 
 @runtime_checkable
@@ -248,25 +260,46 @@ class Replay(ArrivalProcess):
 class ArrivalSchedule(ArrivalProcess):
     """A piecewise renewal process given as arrays: piece ``i`` holds from ``times[i]``.
 
-    ``laws[i]`` is ``"poisson"``, ``"gamma"``, ``"weibull"`` or ``"deterministic"``;
-    ``cvs[i]`` is its inter-arrival CV (ignored for poisson/deterministic). This is the
-    compact form production pools and fitted traces use (thousands of windows).
+    ``laws[i]`` names a law of the engine's law table (:mod:`servegen.engine.kernels`):
+    ``"poisson"``, ``"gamma"``, ``"weibull"``, ``"lognormal"``, ``"hyperexponential"``
+    or ``"deterministic"``, or any alias of one (``"exponential"``, ``"Gamma"``, ``"H2"``,
+    ...), kept as the law's name; ``cvs[i]`` is its inter-arrival CV (ignored for
+    poisson/deterministic; >= 1 for hyperexponential). This is the compact form
+    production pools and fitted traces use (thousands of windows).
     ``laws[i] == "model"`` takes the piece's process from ``models[i]`` instead (any
     built-in process with one piece and rate ``rates[i]``, e.g. a
     :class:`~servegen.OnOffRenewal` or :class:`~servegen.Hyperexponential`; ``models``
     holds ``None`` for the other pieces).
 
-    >>> s = ArrivalSchedule(times=[0, 600], rates=[1.0, 3.0], cvs=[1.0, 2.0], laws=["poisson", "gamma"])
-    >>> s.mean_rate
-    2.0
+    >>> s = ArrivalSchedule(times=[0, 600], rates=[1.0, 3.0], cvs=[1.0, 2.0], laws=["exponential", "H2"])
+    >>> s.mean_rate, s.laws
+    (2.0, ['poisson', 'hyperexponential'])
     """
 
     kind: Literal["schedule"] = "schedule"
     times: FloatArray
     rates: FloatArray
     cvs: FloatArray
-    laws: list[Literal["poisson", "gamma", "weibull", "deterministic", "model"]]
+    laws: list[str]
     models: list[Any] | None = None
+
+    @field_validator("laws")
+    @classmethod
+    def _law_names(cls, laws: list[str]) -> list[str]:
+        """Each law by its table name (aliases resolved), or ``"model"``."""
+        names = set(laws)  # a pool's schedule has thousands of pieces and a few laws
+        if names <= _NAMES:
+            return laws
+        table = {}
+        for name in dict.fromkeys(laws):  # in order: the error names the first bad entry
+            try:
+                table[name] = name if name == "model" else table_law(name).name
+            except ValueError:
+                raise ValueError(
+                    f"ArrivalSchedule: `laws[{laws.index(name)}]` must name a law of the table "
+                    f"({', '.join(LAWS)}) or one of its aliases, got {name!r}"
+                ) from None
+        return [table[name] for name in laws]
 
     @model_validator(mode="after")
     def _check(self) -> ArrivalSchedule:
@@ -287,10 +320,12 @@ class ArrivalSchedule(ArrivalProcess):
             bad = float(self.rates[~(self.rates >= 0)][0])
             raise ValueError(f"ArrivalSchedule: `rates` must be finite and >= 0, got {bad!r}")
         fam = self.family_codes
-        needs_cv = (fam == GAMMA) | (fam == WEIBULL)
-        if (needs_cv & ~(self.cvs > 0)).any():
-            bad = float(self.cvs[needs_cv & ~(self.cvs > 0)][0])
-            raise ValueError(f"ArrivalSchedule: `cvs` must be > 0 for gamma/weibull pieces, got {bad!r}")
+        for code in np.unique(fam[fam != OBJECT]).tolist():  # each law's own CV rule
+            row = law_by_code(code)
+            bad = row.bad_cv(self.cvs[fam == code])
+            if bad is not None:
+                rule = f"{row.cv_rule} for {row.name} pieces"
+                raise ValueError(f"ArrivalSchedule: `cvs` must be {rule}, got {bad!r}")
         return self
 
     @cached_property

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from .arrivals import ArrivalProcess
-from .engine.kernels import GAMMA, POISSON, Pieces, draw_residual, renewal_points
+from .engine.kernels import GAMMA, HYPEREXP, POISSON, Pieces, draw_residual, renewal_points, renewal_run
 
 __all__ = ["DURATION_LAWS", "Hyperexponential", "OnOffRenewal", "mixture_means"]
 
@@ -83,22 +83,6 @@ def _balanced_p(cv: float, burst_cv: float, silence_cv: float) -> float:
     return float((-b + np.sqrt(disc)) / (8 * s))
 
 
-def _run(draw: Any, offset: float, length: float, rng: np.random.Generator) -> tuple[Float64, float]:
-    """Unit-mean renewal points on [0, length) from ``draw(n, rng)``, starting at ``offset``."""
-    if offset >= length:
-        return np.empty(0), offset - length
-    parts, pos = [np.array([offset])], offset
-    while True:  # a batch covers the interval with overwhelming probability
-        n = int(1.2 * (length - pos) + 8 * np.sqrt(length - pos) + 16)
-        c = pos + np.cumsum(draw(n, rng))
-        i = int(np.searchsorted(c, length, side="left"))
-        if i < n:
-            parts.append(c[:i])
-            return np.concatenate(parts), float(c[i] - length)
-        parts.append(c)
-        pos = float(c[-1])
-
-
 class Hyperexponential(ArrivalProcess):
     """Renewal arrivals whose gaps mix a burst phase and a silence phase (two Gamma laws).
 
@@ -114,7 +98,11 @@ class Hyperexponential(ArrivalProcess):
     burst_cv, silence_cv
         CV of each phase's Gamma law (default 1: exponential phases, the classic H2).
 
-    The phase means follow from ``rate``, ``cv`` and ``p`` (:func:`mixture_means`).
+    The phase means follow from ``rate``, ``cv`` and ``p`` (:func:`mixture_means`). With
+    the defaults (balanced means, exponential phases) it is the law table's
+    ``"hyperexponential"`` (:func:`servegen.engine.kernels.law`), which an
+    :class:`~servegen.ArrivalSchedule` piece can also name; otherwise its own sampler
+    drives the engine's renewal loop.
 
     >>> h = Hyperexponential(rate=1, cv=3)
     >>> round(h.phase_p, 4), [round(m, 3) for m in h.means]
@@ -145,6 +133,8 @@ class Hyperexponential(ArrivalProcess):
         return (m1 / self.rate, m2 / self.rate) if self.rate > 0 else (np.inf, np.inf)
 
     def _pieces(self) -> Pieces:
+        if self.p is None and self.burst_cv == 1.0 and self.silence_cv == 1.0:  # the table's law
+            return Pieces.renewal([0.0], [self.rate], [HYPEREXP], [self.cv])
         return Pieces.of_object(self.rate, self)
 
     def _laws(self) -> tuple[float, tuple[float, float], tuple[float, float]]:
@@ -169,7 +159,7 @@ class Hyperexponential(ArrivalProcess):
             burst = rng.random() < p * k[0] * th[0]  # p * m1: the burst phase's share of time
             j = 0 if burst else 1
             state = float(rng.random() * rng.standard_gamma(k[j] + 1.0) * th[j])
-        return _run(self.draw_gaps, state, length, rng)
+        return renewal_run(self.draw_gaps, state, length, rng)
 
 
 def _durations(law: str, mean: float, cv: float, n: int, rng: np.random.Generator) -> Float64:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from servegen.engine.kernels import RELEASE_CODES, RELEASE_NAMES
 from servegen.pools import _pmf
 from servegen.pools._profiles import LENGTH_WINDOW_S, WINDOW_S, Profile, load_profile
-from servegen.pools._release import LAW_CODES, LAW_NAMES
+from servegen.pools._record import PoolRecord
 
 __all__ = [
     "REASON_GRID",
@@ -68,9 +69,10 @@ class FieldTable:
 
 
 @dataclass(frozen=True, eq=False)
-class Tables:
-    """A pool as arrays. ``C`` clients, ``W`` trace windows, ``F`` fields.
+class Tables(PoolRecord[np.float64]):
+    """A pool as arrays: the pool record in float64, with compat's length tables.
 
+    ``C`` clients, ``W`` trace windows (``window_start``, float64 seconds), ``F`` fields.
     ``rate``/``cv``/``shape``/``scale`` are NaN and ``law`` 0 where the trace entry is
     ``None``. ``win_pmf[c, w, f]`` is the row of ``tables[fields[f]]`` in force in window
     ``w`` (the latest dataset window at or before it), -1 for none; ``win_dkey`` is that
@@ -79,15 +81,7 @@ class Tables:
     entry holds on forever).
     """
 
-    ids: NDArray[np.int64]
-    times: NDArray[np.float64]
     ends: NDArray[np.float64]
-    rate: NDArray[np.float64]
-    cv: NDArray[np.float64]
-    shape: NDArray[np.float64]
-    scale: NDArray[np.float64]
-    law: NDArray[np.uint8]
-    fields: tuple[str, ...]
     tables: Mapping[str, FieldTable]
     win_pmf: NDArray[np.int32]
     win_dkey: NDArray[np.float64]
@@ -100,13 +94,13 @@ class Tables:
 
     @cached_property
     def time_keys(self) -> list[Any]:
-        return [as_number(t) for t in self.times.tolist()]
+        return [as_number(t) for t in self.window_start.tolist()]
 
     def subset(self, idx: Sequence[int] | NDArray[np.intp]) -> Tables:
         idx = np.asarray(idx, dtype=np.intp)
         return replace(
             self,
-            ids=self.ids[idx],
+            client_ids=self.client_ids[idx],
             rate=self.rate[idx],
             cv=self.cv[idx],
             shape=self.shape[idx],
@@ -150,8 +144,9 @@ def profile_tables(name: str) -> Tables:
     }
     times = p.window_start.astype(np.float64)
     return Tables(
-        ids=p.client_ids,
-        times=times,
+        name=p.name,
+        client_ids=p.client_ids,
+        window_start=times,
         ends=times + WINDOW_S,
         rate=f64(p.rate),
         cv=f64(p.cv),
@@ -190,22 +185,22 @@ class ProfileTrace(Mapping[Any, "dict[str, Any] | None"]):
 
     def __getitem__(self, ts: Any) -> dict[str, Any] | None:
         t, c = self._t, self._c
-        w = int(np.searchsorted(t.times, ts)) if isinstance(ts, (int, float, np.number)) else -1
-        if not (0 <= w < t.times.size and t.times[w] == ts):
+        w = int(np.searchsorted(t.window_start, ts)) if isinstance(ts, (int, float, np.number)) else -1
+        if not (0 <= w < t.window_start.size and t.window_start[w] == ts):
             raise KeyError(ts)
         if t.law[c, w] == 0:
             return None
-        pat = (LAW_NAMES[int(t.law[c, w])], (float(t.shape[c, w]), float(t.scale[c, w])))
+        pat = (RELEASE_NAMES[int(t.law[c, w])], (float(t.shape[c, w]), float(t.scale[c, w])))
         return {"rate": float(t.rate[c, w]), "cv": float(t.cv[c, w]), "pat": pat}
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._t.time_keys)
 
     def __len__(self) -> int:
-        return self._t.times.size
+        return self._t.window_start.size
 
     def __repr__(self) -> str:
-        return f"<trace of client {int(self._t.ids[self._c])}: {len(self)} windows (read-only)>"
+        return f"<trace of client {int(self._t.client_ids[self._c])}: {len(self)} windows (read-only)>"
 
 
 class ProfileDataset(Mapping[Any, "ProfilePdfs"]):
@@ -231,7 +226,9 @@ class ProfileDataset(Mapping[Any, "ProfilePdfs"]):
         return len(self._keys)
 
     def __repr__(self) -> str:
-        return f"<dataset of client {int(self._t.ids[self._c])}: {len(self)} length windows (read-only)>"
+        return (
+            f"<dataset of client {int(self._t.client_ids[self._c])}: {len(self)} length windows (read-only)>"
+        )
 
 
 class ProfilePdfs(Mapping[str, list[float]]):
@@ -262,7 +259,7 @@ class ProfilePdfs(Mapping[str, list[float]]):
 
     def __repr__(self) -> str:
         return (
-            f"<pdfs of client {int(self._t.ids[self._c])} at {self._d * LENGTH_WINDOW_S}: "
+            f"<pdfs of client {int(self._t.client_ids[self._c])} at {self._d * LENGTH_WINDOW_S}: "
             f"{list(self._t.fields)} (dense lists built on access)>"
         )
 
@@ -332,7 +329,7 @@ def tables_from_clients(clients: Sequence[Any]) -> Tables:
             name, (k, theta) = entry["pat"]
             name = getattr(name, "value", name)
             rate[c, w], cv[c, w] = float(entry["rate"]), float(entry["cv"])
-            shape[c, w], scale[c, w], law[c, w] = float(k), float(theta), LAW_CODES[name]
+            shape[c, w], scale[c, w], law[c, w] = float(k), float(theta), RELEASE_CODES[name]
         keys, rows = [], []
         for dts, pdfs in client.dataset.items():
             row = {}
@@ -362,8 +359,9 @@ def tables_from_clients(clients: Sequence[Any]) -> Tables:
             win_pmf[c, at] = [row.get(f, -1) for f in fields]
             win_dkey[c, at] = dkeys[k]
     return Tables(
-        ids=np.array([c.client_id for c in clients], dtype=np.int64),
-        times=times,
+        name="custom",
+        client_ids=np.array([c.client_id for c in clients], dtype=np.int64),
+        window_start=times,
         ends=np.append(times[1:], np.inf),
         rate=rate,
         cv=cv,
@@ -388,7 +386,7 @@ def _common_profile(clients: Sequence[Any]) -> Tables | None:
         if not (
             isinstance(tr, ProfileTrace) and isinstance(ds, ProfileDataset)
             and tr._t is base and ds._t is base and tr._c == ds._c
-            and int(base.ids[tr._c]) == c.client_id
+            and int(base.client_ids[tr._c]) == c.client_id
         ):  # fmt: skip
             return None
     return base

@@ -32,10 +32,10 @@ from servegen.arrivals import ArrivalSchedule
 from servegen.attributes import MODALITIES, Modality, Multimodal, Reasoning
 from servegen.client import Client as NativeClient
 from servegen.distributions import Empirical
+from servegen.engine.kernels import RELEASE_NAMES
 from servegen.piecewise import Piecewise
 from servegen.pools import fitted_cv, law_names, masked_pool
 from servegen.pools._profiles import list_profiles
-from servegen.pools._release import LAW_NAMES
 
 from ._client import Client
 from ._tables import (
@@ -208,10 +208,12 @@ class ClientPool(_Views):
         if clients is None:
             base = profile_tables(_pool_name(self.category, model))
             assert base.profile is not None
-            rows = np.arange(base.ids.size) if include_imputed else np.flatnonzero(~base.profile.imputed)
-            self._tables = base if rows.size == base.ids.size else base.subset(rows)
+            rows = (
+                np.arange(base.client_ids.size) if include_imputed else np.flatnonzero(~base.profile.imputed)
+            )
+            self._tables = base if rows.size == base.client_ids.size else base.subset(rows)
             self._list = [
-                Client(int(base.ids[r]), ProfileTrace(base, r), ProfileDataset(base, r))
+                Client(int(base.client_ids[r]), ProfileTrace(base, r), ProfileDataset(base, r))
                 for r in rows.tolist()
             ]
         else:
@@ -361,12 +363,12 @@ class _Eval:
         self.t, self.pool = t, view.pool
         a, b = float(view.start_time), float(view.end_time)
         self.start, self.end = a, b
-        self.sel = np.flatnonzero((t.ends > a) & (t.times < b))
-        lo = np.maximum(t.times[self.sel], a)
+        self.sel = np.flatnonzero((t.ends > a) & (t.window_start < b))
+        lo = np.maximum(t.window_start[self.sel], a)
         self.ts = lo - a
         self.size = np.minimum(t.ends[self.sel], b) - lo
         self.ts_keys = [as_number(x) for x in self.ts.tolist()]
-        self.shape = (t.ids.size, self.sel.size)
+        self.shape = (t.client_ids.size, self.sel.size)
         self.active = ~np.isnan(t.rate[:, self.sel])
         mask = np.ones(self.shape, dtype=bool)
         for f in view.filters:
@@ -411,7 +413,7 @@ class _Eval:
                     window_size=as_number(float(self.size[j])),
                     rate=rate[k] if on else None,
                     cv=cv[k] if on else None,
-                    arrival_pat=(LAW_NAMES[law[k]], (shape[k], scale[k])) if on else None,
+                    arrival_pat=(RELEASE_NAMES[law[k]], (shape[k], scale[k])) if on else None,
                     dataset=ds,
                 )
             )
@@ -461,7 +463,7 @@ class _Eval:
             full[t.rows] = keep
             return masked_pool(t.profile, start=self.start, end=self.end, keep=full).to_clients()
         return {
-            int(t.ids[c]): self._custom_client(c, keep[c] & self.active[c])
+            int(t.client_ids[c]): self._custom_client(c, keep[c] & self.active[c])
             for c in np.flatnonzero((keep & self.active).any(axis=1)).tolist()
         }
 
@@ -485,7 +487,7 @@ class _Eval:
 
     def _custom_lengths(self, c: int, live: NDArray[np.bool_], times: NDArray[np.float64], pad: bool) -> dict:
         t, w = self.t, self.sel
-        cid = int(t.ids[c])
+        cid = int(t.client_ids[c])
         pmf = t.win_pmf[c, w]  # (J, F)
         present = [f for k, f in enumerate(t.fields) if (pmf[live, k] >= 0).any()]
         for k, f in enumerate(t.fields):

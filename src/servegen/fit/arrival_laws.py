@@ -21,9 +21,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from ..arrivals import weibull_shape
+from ..engine.kernels import law as table_law
+from ..engine.kernels import weibull_shape
 from ..trace import Trace
-from .common import CV_RANGE, PARAMETER_COUNT, Float64, window_grid
+from .common import ARRIVAL_LAWS, CV_RANGE, Float64, window_grid
 
 _WEIBULL_K = (0.02, 100.0)
 
@@ -406,7 +407,7 @@ def iat_table(
         fits = {law: LAW_FITTERS[law](g, fitted) for law in laws}
 
     names = np.array(laws, dtype=object)
-    penalty = np.array([PARAMETER_COUNT[law] for law in laws], dtype=np.float64)[:, None]
+    penalty = np.array([_parameters(name) for name in laws], dtype=np.float64)[:, None]
     logliks = np.stack([fits[law][0] for law in laws])
     log_n = np.log(np.maximum(g.count, 1))
     with np.errstate(invalid="ignore"):
@@ -452,26 +453,27 @@ def iat_table(
         )
     for law in laws:
         ll = fits[law][0]
-        aic = 2 * PARAMETER_COUNT[law] - 2 * (ll - jacobian)
+        aic = 2 * _parameters(law) - 2 * (ll - jacobian)
         out[f"aic_{law}"] = np.where(np.isfinite(ll), aic, np.nan)
     return out
 
 
 # -- goodness of fit ---------------------------------------------------------------------
+def _parameters(name: str) -> int:
+    """Free parameters of an arrival law (the law table's ``params``), for AIC/BIC."""
+    return len(table_law(name).params)
+
+
 #: CDF of every law of ``ARRIVAL_LAWS`` with shape ``a`` and scale ``s`` (location 0),
-#: elementwise: ``LAW_CDFS[law](y, a, s)``.
+#: elementwise: ``LAW_CDFS[law](y, a, s)``, the law table's cdf.
 LAW_CDFS: dict[str, Callable[[Float64, Float64, Float64], Float64]] = {
-    "exponential": lambda y, a, s: -np.expm1(-y / s),
-    "gamma": lambda y, a, s: special.gammainc(a, y / s),
-    "weibull": lambda y, a, s: -np.expm1(-((y / s) ** a)),
-    "lognormal": lambda y, a, s: special.ndtr((np.log(y) - np.log(s)) / a),
+    name: table_law(name).cdf for name in ARRIVAL_LAWS
 }
 
 
-def _law_cdf(law: str, y: Float64, a: Float64, s: Float64) -> Float64:
+def _law_cdf(name: str, y: Float64, a: Float64, s: Float64) -> Float64:
     """CDF of a fitted law (shape ``a``, scale ``s``, location 0), elementwise."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return LAW_CDFS[law](y, a, s)
+    return LAW_CDFS[name](y, a, s)
 
 
 def _ks_by_segment(

@@ -13,26 +13,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._rng import generator
+from ..engine.kernels import law as table_law
 from ..trace import Trace, as_trace
 
 Float64 = NDArray[np.float64]
 
-#: Inter-arrival laws :func:`~servegen.characterize` can choose from (scipy names in
-#: parentheses: expon, gamma, weibull_min, lognorm, all with ``loc=0``).
+#: Inter-arrival laws :func:`~servegen.characterize` can choose from: names of the engine's
+#: law table (:func:`servegen.engine.kernels.law`; "exponential" is its alias of
+#: "poisson"), which gives each its parameters (``shape``, ``scale`` as scipy's expon,
+#: gamma, weibull_min, lognorm with ``loc=0``), their count for AIC/BIC, and its cdf.
 ARRIVAL_LAWS = ("exponential", "gamma", "weibull", "lognormal")
-#: Laws an :class:`~servegen.ArrivalSchedule` can express, and their schedule names.
-SCHEDULE_LAW = {
-    "exponential": "poisson",
-    "gamma": "gamma",
-    "weibull": "weibull",
-    "deterministic": "deterministic",
-}
-#: Candidate inter-arrival laws of :func:`~servegen.fit` (those a schedule can express).
+#: Candidate inter-arrival laws of :func:`~servegen.fit` (its default candidates).
 SCHEDULE_FIT_LAWS = ("exponential", "gamma", "weibull")
+#: A window's law in the fitted schedule: the table's name of its fitted law. Any other
+#: label (no law; the burst structures "hyperexp" and "onoff", whose windows become
+#: model pieces) is a Poisson placeholder.
+SCHEDULE_LAW = {name: table_law(name).name for name in (*SCHEDULE_FIT_LAWS, "deterministic")}
 #: Parametric length laws :func:`~servegen.fit_lengths` can choose from.
 LENGTH_LAWS = ("exponential", "lognormal", "pareto_lognormal")
-#: Free parameters of every law, for AIC/BIC.
-PARAMETER_COUNT = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "pareto_lognormal": 5}
+#: Free parameters of every length law, for AIC/BIC (arrival laws: the law table's ``params``).
+PARAMETER_COUNT = {"exponential": 1, "lognormal": 2, "pareto_lognormal": 5}
 #: Fitted CVs are clamped into this range so every piece is a valid, samplable law.
 CV_RANGE = (1e-3, 1e3)
 
@@ -55,6 +55,25 @@ def check_laws(laws: Sequence[str], allowed: Sequence[str], name: str) -> tuple[
         if law not in allowed:
             raise ValueError(f"`{name}`: unknown law {law!r}; choose from {', '.join(allowed)}")
     return laws
+
+
+def check_arrival_laws(laws: Sequence[str], allowed: Sequence[str], name: str) -> tuple[str, ...]:
+    """:func:`check_laws` for inter-arrival laws: any name of the law table is taken
+    (``"poisson"``, ``"Gamma"``, ...) and reported under its name in ``allowed``.
+
+    >>> check_arrival_laws(["poisson", "Gamma"], ARRIVAL_LAWS, "laws")
+    ('exponential', 'gamma')
+    """
+    by_row = {table_law(a).name: a for a in allowed}
+    if isinstance(laws, str):
+        laws = (laws,)
+    named = []
+    for n in laws:
+        try:
+            named.append(by_row.get(table_law(n).name, n))
+        except ValueError:  # not a table name: check_laws says what is allowed
+            named.append(n)
+    return check_laws(named, allowed, name)
 
 
 def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:

@@ -29,9 +29,9 @@ from .common import (
     SCHEDULE_FIT_LAWS,
     SCHEDULE_LAW,
     Float64,
+    check_arrival_laws,
     check_choice,
     check_count,
-    check_laws,
     check_window,
     prepare,
     window_grid,
@@ -85,7 +85,9 @@ def characterize(
         ``Log Type``); combined keys are joined with ``"|"``.
     laws
         Candidate inter-arrival laws, from ``ARRIVAL_LAWS``: ``"exponential"``,
-        ``"gamma"``, ``"weibull"``, ``"lognormal"`` (all with location 0).
+        ``"gamma"``, ``"weibull"``, ``"lognormal"`` (all with location 0), or any other
+        name of the law table for them (``"poisson"``, ``"Gamma"``, ...; the report
+        uses the names above).
     criterion
         ``"aic"`` or ``"bic"``: how the best law is chosen.
     min_requests
@@ -129,7 +131,7 @@ def characterize(
     if dask_fit.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
         return dask_fit.run(characterize, locals())
     w = check_window(window)
-    laws_t = check_laws(laws, ARRIVAL_LAWS, "laws")
+    laws_t = check_arrival_laws(laws, ARRIVAL_LAWS, "laws")
     check_choice(criterion, "criterion", ("aic", "bic"))
     min_requests = check_count(min_requests, "min_requests", 2)
     tr = prepare(trace, client, by, dequantize, rng)
@@ -255,8 +257,8 @@ def fit(
     max_points
         Support points per empirical model (>= 2).
     laws
-        Candidate inter-arrival laws: ``"exponential"`` (a Poisson piece), ``"gamma"``,
-        ``"weibull"`` — the laws an :class:`~servegen.ArrivalSchedule` can express.
+        Candidate inter-arrival laws: ``"exponential"`` (a Poisson piece; also
+        ``"poisson"``), ``"gamma"``, ``"weibull"`` (or their law-table aliases).
     sessions
         ``None`` (default): when the trace carries conversations or shared prefixes (a
         ``hash_ids``, ``session`` or ``parent`` column, e.g. Mooncake, Bailian), model
@@ -306,7 +308,7 @@ def fit(
     if rw is not None and rw < w and abs(w / rw - round(w / rw)) > 1e-9:
         raise ValueError(f"`rate_window` must divide `window` ({w!r}) into whole parts, got {rate_window!r}")
     max_points = check_count(max_points, "max_points", 2)
-    laws_t = check_laws(laws, SCHEDULE_FIT_LAWS, "laws")
+    laws_t = check_arrival_laws(laws, SCHEDULE_FIT_LAWS, "laws")
     check_choice(criterion, "criterion", ("aic", "bic"))
     min_requests = check_count(min_requests, "min_requests", 2)
     gen = generator(rng)

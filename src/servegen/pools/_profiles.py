@@ -53,6 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._pmf import segment_cumsum, stats
+from ._record import PoolRecord
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -95,30 +96,24 @@ class PmfTable:
 
 
 @dataclass(frozen=True, eq=False)
-class Profile:
+class Profile(PoolRecord[np.float32]):
     """One production client pool: arrival parameters and length distributions.
 
     ``C`` clients, ``W`` arrival windows of ``WINDOW_S`` = 600 s, ``D`` length windows of
     ``LENGTH_WINDOW_S`` = 21600 s, ``F`` fields. Client ``i`` means row ``i`` (its upstream
     id is ``client_ids[i]``). Arrays are read-only: the profile is cached and shared.
 
+    The arrival fields are those of :class:`~servegen.pools._record.PoolRecord` in
+    float32: ``rate``, ``cv``, ``shape``, ``scale`` are exactly the float32 of the
+    release's CSV values (``name`` is ``"<category>/<model>"``, ``window_start`` is
+    ``600 * arange(W)``, ``law`` is 0 exactly when the rate is 0). The length data follow.
+
     Attributes
     ----------
-    name : str
-        ``"<category>/<model>"``, e.g. ``"language/m-large"``.
     meta : Mapping
         This pool's entry of ``index.json`` (see ``list_profiles``).
-    client_ids : ndarray of int64, shape (C,)
-    window_start : ndarray of int64, shape (W,)
-        ``600 * arange(W)``, seconds from the start of the trace.
-    rate, cv, shape, scale : ndarray of float32, shape (C, W)
-        Rate (requests/s), CV of inter-arrival times, and shape/scale of the fitted
-        inter-arrival law; exactly the float32 of the release's CSV values.
-    law : ndarray of uint8, shape (C, W)
-        0 none (exactly when rate is 0), 1 Gamma, 2 Weibull.
     length_window_start : ndarray of int64, shape (D,)
         ``21600 * arange(D)``; window ``w`` of 600 s lies in length window ``w // 36``.
-    fields : tuple of str, length F
     imputed : ndarray of bool, shape (C,)
         The client's ``dataset.json`` is missing upstream: all its PMFs are imputed.
     length_source : ndarray of uint8, shape (C, D)
@@ -131,17 +126,8 @@ class Profile:
         Distinct compact PMFs per field.
     """
 
-    name: str
     meta: Mapping[str, Any]
-    client_ids: NDArray[np.int64]
-    window_start: NDArray[np.int64]
-    rate: NDArray[np.float32]
-    cv: NDArray[np.float32]
-    law: NDArray[np.uint8]
-    shape: NDArray[np.float32]
-    scale: NDArray[np.float32]
     length_window_start: NDArray[np.int64]
-    fields: tuple[str, ...]
     imputed: NDArray[np.bool_]
     length_source: NDArray[np.uint8]
     pmf_id: NDArray[np.int32]
@@ -340,19 +326,10 @@ def profile_from_release(source: Any, pool: str) -> Profile:
         mean, q = stats(offsets, values, probs)
         tables.append(PmfTable(offsets, values, probs, cdf, mean, q[:, 0].copy(), q[:, 1].copy()))
         ids.append(row.astype(np.int32))
-    n_win, n_len = raw.rate.shape[1], raw.length_window_start.size
     return Profile(
-        name=raw.name,
+        **raw.fields_as(np.float32),
         meta=MappingProxyType({"name": raw.name, "source": str(source), "exact": True}),
-        client_ids=raw.client_ids,
-        window_start=np.arange(n_win, dtype=np.int64) * WINDOW_S,
-        rate=raw.rate.astype(np.float32),
-        cv=raw.cv.astype(np.float32),
-        law=raw.law,
-        shape=raw.shape.astype(np.float32),
-        scale=raw.scale.astype(np.float32),
-        length_window_start=np.arange(n_len, dtype=np.int64) * LENGTH_WINDOW_S,
-        fields=tuple(raw.fields),
+        length_window_start=raw.length_window_start,
         imputed=~raw.has_dataset,
         length_source=src,
         pmf_id=np.stack(ids, axis=2),

@@ -73,10 +73,11 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
+from ._record import PoolRecord
+
 __all__ = [
     "FLOAT_FIELDS",
     "LAW_CODES",
-    "LAW_NAMES",
     "LENGTH_WINDOW_S",
     "MAX_CLIENTS",
     "MAX_DATASET_BYTES",
@@ -105,8 +106,9 @@ POOLS = (
 )
 """The pools of the release (commit f891d11)."""
 LAW_CODES = {"": 0, "Gamma": 1, "Weibull": 2}
-"""``law`` column text -> uint8 code; 0 means no law (rate 0)."""
-LAW_NAMES = ("", "Gamma", "Weibull")
+"""``law`` column text -> uint8 code; 0 means no law (rate 0). The file format's own
+spelling: the engine's law table (above this reader) gives each law its
+``release_name``/``release_code``, and tests/test_engine.py checks the two agree."""
 FLOAT_FIELDS = frozenset({"reason_ratio"})
 """Fields whose values are fractions in [0, 1]; every other field holds integer counts."""
 PROB_SUM_ATOL = 1e-6
@@ -151,30 +153,19 @@ _TO_SPACES = str.maketrans({"{": " ", "}": " ", ":": " ", ",": " "})
 
 
 @dataclass(frozen=True, eq=False)
-class RawPool:
-    """One pool of the release, as plain numpy arrays.
+class RawPool(PoolRecord[np.float64]):
+    """One pool of the release, as plain numpy arrays: the pool record, in float64.
 
     ``C`` clients, ``W`` arrival windows of ``WINDOW_S`` seconds, ``D`` length windows
-    of ``LENGTH_WINDOW_S`` seconds, ``F`` length fields.
+    of ``LENGTH_WINDOW_S`` seconds, ``F`` length fields. The arrival fields are those of
+    :class:`~servegen.pools._record.PoolRecord` (``client_ids`` sorted ascending,
+    ``window_start`` = ``600 * arange(W)``, ``rate``/``cv``/``shape``/``scale`` the CSV's
+    values, 0 where there is no law, ``law`` its ``LAW_CODES``); the length data follow.
 
     Attributes
     ----------
-    name : str
-        Pool name, e.g. ``"language/m-large"``.
-    client_ids : ndarray of int64, shape (C,)
-        Client ids (the chunk numbers), sorted ascending. Row ``i`` of every per-client
-        array belongs to ``client_ids[i]``.
-    window_start : ndarray of int64, shape (W,)
-        Start of each arrival window, seconds (``600 * arange(W)``).
-    rate, cv, shape, scale : ndarray of float64, shape (C, W)
-        Request rate (requests/s), CV of inter-arrival times, and the fitted law's shape
-        and scale (0 when there is no law).
-    law : ndarray of uint8, shape (C, W)
-        ``LAW_CODES`` of the fitted law: 0 none (rate 0), 1 Gamma, 2 Weibull.
     length_window_start : ndarray of int64, shape (D,)
         Start of each length window, seconds (``21600 * arange(D)``).
-    fields : tuple of str, length F
-        Length fields, in the release's order.
     has_dataset : ndarray of bool, shape (C,)
         Whether the client's ``dataset.json`` exists.
     pmf_offsets : ndarray of int64, shape (C * D * F + 1,)
@@ -188,16 +179,7 @@ class RawPool:
         Probabilities as written in the release (zeros included).
     """
 
-    name: str
-    client_ids: NDArray[np.int64]
-    window_start: NDArray[np.int64]
-    rate: NDArray[np.float64]
-    cv: NDArray[np.float64]
-    law: NDArray[np.uint8]
-    shape: NDArray[np.float64]
-    scale: NDArray[np.float64]
     length_window_start: NDArray[np.int64]
-    fields: tuple[str, ...]
     has_dataset: NDArray[np.bool_]
     pmf_offsets: NDArray[np.int64]
     pmf_values: NDArray[np.float64]
