@@ -154,8 +154,9 @@ class AiperfWriter(MooncakeWriter):
         hash_start: int = 0,
         max_tokens: int | None = None,
         turn_time: str = "delay",
+        clamp: bool = False,
     ) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens, clamp=clamp)
         if turn_time not in ("delay", "timestamp"):
             raise ValueError(f"aiperf: `turn_time` must be 'delay' or 'timestamp', got {turn_time!r}")
         self.turn_time = turn_time

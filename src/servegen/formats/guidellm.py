@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from ..requests import Requests
 from . import _io
-from ._context import ContextFit, check_max_tokens
+from ._context import ContextFit, check_clamp, check_max_tokens
 from .mooncake import SOURCES, read_length_trace
 
 __all__ = ["GuidellmWriter", "read_guidellm"]
@@ -59,9 +59,9 @@ class GuidellmWriter(_io.TextWriter):
 
     name = "guidellm"
 
-    def __init__(self, *, max_tokens: int | None = None) -> None:
+    def __init__(self, *, max_tokens: int | None = None, clamp: bool = False) -> None:
         super().__init__()
-        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name), clamp=check_clamp(clamp, self.name))
 
     def encode(self, req: Requests) -> pa.Array:
         prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))

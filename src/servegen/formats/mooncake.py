@@ -66,7 +66,7 @@ from numpy.typing import NDArray
 
 from ..requests import Requests
 from . import _io
-from ._context import ContextFit, check_max_tokens
+from ._context import ContextFit, check_clamp, check_max_tokens
 
 __all__ = ["MooncakeWriter", "read_mooncake"]
 
@@ -126,10 +126,17 @@ class MooncakeWriter(_io.TextWriter):
 
     name = "mooncake"
 
-    def __init__(self, *, block_size: int = 512, hash_start: int = 0, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        block_size: int = 512,
+        hash_start: int = 0,
+        max_tokens: int | None = None,
+        clamp: bool = False,
+    ) -> None:
         super().__init__()
         self.hash_ids = _io.HashIds(block_size, hash_start)
-        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name), clamp=check_clamp(clamp, self.name))
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.ints(_io.ms_int(req.timestamp))

@@ -62,8 +62,10 @@ class VllmWriter(MooncakeWriter):
 
     name = "vllm"
 
-    def __init__(self, *, block_size: int = 16, hash_start: int = 0, max_tokens: int | None = None) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
+    def __init__(
+        self, *, block_size: int = 16, hash_start: int = 0, max_tokens: int | None = None, clamp: bool = False
+    ) -> None:
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens, clamp=clamp)
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.floats(req.timestamp, "timestamp")
