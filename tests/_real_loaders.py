@@ -50,7 +50,10 @@ def aiperf(paths: list[str]) -> list[list[dict[str, Any]]]:
         cfg = BenchmarkConfig.model_validate(
             {
                 "models": ["m"],
-                "endpoint": {"urls": ["http://localhost:8000/v1/chat/completions"], "wait_for_model_timeout": 0},
+                "endpoint": {
+                    "urls": ["http://localhost:8000/v1/chat/completions"],
+                    "wait_for_model_timeout": 0,
+                },
                 "datasets": [{"name": "default", "type": "file", "path": path, "format": "mooncake_trace"}],
                 "phases": [{"name": "profiling", "type": "concurrency", "requests": 1, "concurrency": 1}],
                 "runtime": {"ui": "simple"},

@@ -246,3 +246,92 @@ def test_aiperf_turn_time_timestamp(tmp_path: Path) -> None:
     assert df.input_tokens.tolist() == [1100, 10, 200, 1180, 325, 1900]
     with pytest.raises(ValueError, match=r"aiperf: `turn_time` must be 'delay' or 'timestamp', got 'start'"):
         write(sessions_requests(), tmp_path / "t.jsonl", "aiperf", turn_time="start")
+
+
+# -- counts below 1 in traces read from files (BurstGPT failures, Azure rows) ---------------
+def zero_trace(tmp_path: Path):
+    """A BurstGPT-like trace read from a file: failed requests with 0 response tokens (rows 1
+    and 3) and a 0-token prompt (row 4)."""
+    csv = tmp_path / "burst.csv"
+    csv.write_text(
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+        "5,ChatGPT,472,18,490,Conversation log\n"
+        "45,ChatGPT,1087,0,1087,Conversation log\n"
+        "60,GPT-4,90,12,102,API log\n"
+        "61,GPT-4,33,0,33,API log\n"
+        "118,GPT-4,0,276,276,API log\n"
+    )
+    return read_trace(csv, "burstgpt")
+
+
+FIELDS = {"mooncake": "output_length", "vllm": "output_length", "aiperf": "output_length",
+          "guidellm": "output_length", "vidur": "num_decode_tokens", "vidur_pip": "CompletionTokenCount"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["mooncake", "vllm", "aiperf", "guidellm", "vidur", "vidur_pip"])
+def test_counts_below_one_are_refused_naming_the_column(tmp_path: Path, fmt: str) -> None:
+    df = zero_trace(tmp_path)
+    target = tmp_path / "out"
+    # AIPerf aborts a whole run on one max_tokens=0 row; vLLM's server refuses it; GuideLLM
+    # sends no max_tokens at all (an unbounded answer). The writer refuses by default.
+    options = {"clamp": False} if fmt.startswith("vidur") else {}
+    with pytest.raises(ValueError) as e:
+        write(df, target, fmt, **options)
+    msg = str(e.value)
+    assert msg.startswith(f"{fmt}: `{FIELDS[fmt]}` must be >= 1 (a request has at least one prompt and one")
+    assert "got 0 at request 1; 3 of 5 requests have a count below 1" in msg
+    assert "pass clamp=True (CLI --clamp) to write them as 1" in msg
+    assert not target.exists() and list(tmp_path.iterdir()) == [tmp_path / "burst.csv"]
+
+
+@pytest.mark.parametrize("fmt", ["mooncake", "vllm", "aiperf", "guidellm", "vidur", "vidur_pip"])
+def test_clamp_writes_counts_below_one_as_one_and_reports(tmp_path: Path, fmt: str) -> None:
+    df = zero_trace(tmp_path)
+    options = {} if fmt.startswith("vidur") else {"clamp": True}  # Vidur's writers clamp by default
+    with pytest.warns(ContextWarning) as notes:
+        out = write(df, tmp_path / "out", fmt, **options)
+    assert len(notes) == 1
+    assert str(notes[0].message).startswith(f"{fmt}: 3 of 5 requests had a count below 1 (")
+    assert "; the first at request 1), written as 1 (clamp=True)" in str(notes[0].message)
+    back = read_trace(out, fmt)
+    assert back.input_tokens.tolist() == [472, 1087, 90, 33, 1]
+    assert back.output_tokens.tolist() == [18, 1, 12, 1, 276]
+
+
+def test_clamp_then_max_tokens_one_report_each(tmp_path: Path) -> None:
+    df = zero_trace(tmp_path)
+    with pytest.warns(ContextWarning) as notes:
+        out = write(df, tmp_path / "m.jsonl", "mooncake", clamp=True, max_tokens=500)
+    assert [str(n.message).split(" requests ")[0] for n in notes] == ["mooncake: 3 of 5", "mooncake: 1 of 5"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["input_length"], r["output_length"]) for r in rows] == [
+        (472, 18), (499, 1), (90, 12), (33, 1), (1, 276)
+    ]  # fmt: skip
+    assert [len(r["hash_ids"]) for r in rows] == [1, 1, 1, 1, 1]  # 1087 -> 499 tokens keep one block
+    with pytest.raises(TypeError, match=r"mooncake: `clamp` must be True or False, got 'yes'"):
+        write(df, tmp_path / "n.jsonl", "mooncake", clamp="yes")
+
+
+def test_counts_below_one_counted_across_chunks(tmp_path: Path) -> None:
+    df = zero_trace(tmp_path)
+    with pytest.raises(ValueError, match=r"got 0 at request 1; 3 of 5 requests have a count below 1 "
+                                         r"\(input_length: 1, output_length: 2\)"):  # fmt: skip
+        write_chunks([df.iloc[:2], df.iloc[2:]], tmp_path / "c.jsonl", "aiperf")
+
+
+def test_cli_convert_refuses_or_clamps(tmp_path: Path, capsys) -> None:
+    from servegen import cli
+
+    zero_trace(tmp_path)
+    src, out = str(tmp_path / "burst.csv"), str(tmp_path / "b.jsonl")
+    assert cli.main(["convert", src, "--format", "burstgpt", "--to", "vllm", "-o", out]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("servegen convert: error: vllm: `output_length` must be >= 1") and "CLI --clamp" in err
+    )
+    assert not Path(out).exists()
+    assert cli.main(["convert", src, "--format", "burstgpt", "--to", "vllm", "--clamp", "-o", out]) == 0
+    err = capsys.readouterr().err
+    assert "servegen convert: note: vllm: 3 of 5 requests had a count below 1" in err
+    assert err.endswith("replay it with:\n" + sg.replay_command("vllm", Path(out), n_requests=5) + "\n")
+    assert read_trace(out, "vllm").output_tokens.tolist() == [18, 1, 12, 1, 276]

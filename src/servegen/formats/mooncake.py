@@ -145,8 +145,10 @@ class MooncakeWriter(_io.TextWriter):
         self, req: Requests
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """Prompt and output lengths fitted to ``max_tokens``, and each prompt's block ids."""
-        offsets, values = self.hash_ids(req)
-        prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))
+        total = _io.input_total(req)
+        # A prompt clamped from 0 to 1 token gets one block like any other prompt.
+        offsets, values = self.hash_ids(req, np.maximum(total, 1) if self.fit.clamp else total)
+        prompt, output = self.fit(total, np.asarray(req.output_tokens, dtype=np.int64))
         if self.fit.max_tokens is not None:  # a shortened prompt keeps its first blocks
             offsets, values = take_blocks(offsets, values, -(-prompt // self.hash_ids.block_size))
         return prompt, output, offsets, values
