@@ -97,7 +97,8 @@ def guidellm_cli(command: str) -> dict[str, Any]:
         got.update(args.model_dump(mode="json"))
 
     entry.benchmark_generative_text = capture
-    argv = shlex.split(command.replace("\\\n", " "))
+    # as a shell reads it: the first line is a comment, a backslash-newline a space
+    argv = shlex.split(command.replace("\\\n", " "), comments=True)
     assert argv[:2] == ["guidellm", "run"], argv[:2]
     try:
         cli.main([*argv[1:], "--disable-console"], standalone_mode=False)
