@@ -20,7 +20,10 @@ fresh prompt); for prefix sharing write ``mooncake`` and replay it with GuideLLM
 ``kind=mooncake`` (512-token blocks, timestamps in ms). Clients, sessions, image counts
 and reasoning tokens are not carried.
 
-Option: ``max_tokens`` (None; the server's context window, as for :mod:`.mooncake`).
+Options: ``max_tokens`` (None; the server's context window, as for :mod:`.mooncake`),
+``clamp`` (False; counts below 1 refused or, with True, written as 1, as for
+:mod:`.mooncake`: GuideLLM 0.8.1 sends no ``max_tokens`` for an ``output_length`` of 0,
+so the answer would be unbounded).
 
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write

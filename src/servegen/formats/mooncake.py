@@ -31,7 +31,11 @@ Options: ``block_size`` (512), ``hash_start`` (first fresh id, 0), ``max_tokens`
 the server's context window; when given, outputs are cut to ``max_tokens - 1`` and
 prompts so that prompt + output fits, keeping their first blocks, and the number of
 requests changed is reported as a :class:`~servegen.formats.ContextWarning`; see
-``servegen.formats._context``).
+``servegen.formats._context``), ``clamp`` (False: a request with 0 prompt or output
+tokens, e.g. a BurstGPT failure read from a file, is a ``ValueError`` naming the column,
+the number of such requests and the first; True: such counts are written as 1, with a
+fresh hash block for a 1-token prompt, and the number changed is reported as a
+:class:`~servegen.formats.ContextWarning`).
 
 Reading
 -------

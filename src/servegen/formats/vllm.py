@@ -25,8 +25,9 @@ and reasoning tokens are not carried. Timestamps are written with the shortest d
 that reads back as the same float64, so a round trip is exact.
 
 Options: ``block_size`` (16), ``hash_start`` (0), ``max_tokens`` (None; the server's
-``--max-model-len``, as for :mod:`.mooncake`: vLLM refuses a longer request). Reading:
-``block_size`` (16).
+``--max-model-len``, as for :mod:`.mooncake`: vLLM refuses a longer request), ``clamp``
+(False; counts below 1 refused or, with True, written as 1, as for :mod:`.mooncake`:
+vLLM's server refuses ``max_tokens=0``). Reading: ``block_size`` (16).
 
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write
