@@ -432,3 +432,20 @@ def test_guidellm_own_cli_accepts_the_replay_command(tmp_path: Path) -> None:
     # and the CLI does refuse a wrong flag (so the check above can fail)
     bad = run_tool("guidellm", "GuideLLM 0.8.1", "guidellm-cli", command.replace(",count=", ",counts="))
     assert "constraints[0].max_requests.count" in bad["error"]
+
+
+@pytest.mark.parametrize(("fmt", "block"), [("vllm", 16), ("mooncake", 512), ("aiperf", 512)])
+def test_one_hash_id_per_block_of_every_prompt(tmp_path: Path, fmt: str, block: int) -> None:
+    # vLLM's TimedTrace expands one block per hash id (fewer ids: a shorter prompt than
+    # input_length), GuideLLM's mooncake kind refuses a row unless the count is exactly
+    # ceil(input_length / 512), AIPerf synthesizes the same way: so every row has exactly
+    # that many, a clamped 1-token prompt included, shared-prefix workloads too.
+    chat = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=sg.LogNormal(mu=6, sigma=1), output_tokens=20,
+                     prefix=sg.SharedPrefix(groups=3, popularity=sg.Zipf(s=1.1, n=3), tokens=1024))  # fmt: skip
+    reqs = sg.Workload([chat], block_size=block).sample(60, rng=1)
+    with pytest.warns(ContextWarning):
+        files = [write(reqs, tmp_path / "w", fmt, max_tokens=1500),
+                 write(zero_trace(tmp_path), tmp_path / "z", fmt, clamp=True)]  # fmt: skip
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [len(r["hash_ids"]) for r in rows] == [-(-r["input_length"] // block) for r in rows]
