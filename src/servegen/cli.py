@@ -415,8 +415,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return _generate_dataset(args, wl, source)
     options = {} if args.max_tokens is None else {"max_tokens": args.max_tokens}
     chunks = _Counter(wl.iter_chunks(args.duration, args.chunk, rng=args.seed))
-    path = write_noting(args, lambda: write_chunks(_progress(chunks, args.duration, args.quiet), args.output,
-                                             fmt, **options))  # fmt: skip
+    stream = _progress(chunks, args.duration, args.quiet)
+    path = write_noting(args, lambda: write_chunks(stream, args.output, fmt, **options))
     rate = chunks.n / args.duration
     what = f"{chunks.n:,} requests ({rate:.2f} req/s over {_human(args.duration)} of {source})"
     return summarize(args, path, fmt, chunks.n, what, options)
