@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import servegen as sg
-from servegen.formats import READ_FORMATS, WRITE_FORMATS, read_trace, write, write_chunks
+from servegen.formats import READ_FORMATS, WRITE_FORMATS, ContextWarning, read_trace, write, write_chunks
 from servegen.formats._io import HashIds
 from servegen.formats.bailian import session_roots
 
@@ -74,9 +75,21 @@ RICH_GOLDEN = [
 ]  # fmt: skip
 
 
+#: Formats whose consumers need counts >= 1: tiny()'s 0-token answer is written as 1 (clamp=True).
+CONSUMERS = ("mooncake", "vllm", "guidellm", "aiperf", "vidur", "vidur_pip")
+
+
+def write_clamped(req: sg.Requests, path: Path, fmt: str, **options: Any) -> Path:
+    """``write``, with the 0-token answer of ``tiny()`` clamped (and reported) for consumers."""
+    if fmt not in CONSUMERS:
+        return write(req, path, fmt, **options)
+    with pytest.warns(ContextWarning, match=rf"{fmt}: 1 of \d requests had a count below 1"):
+        return write(req, path, fmt, clamp=True, **options)
+
+
 @pytest.mark.parametrize(("fmt", "name"), GOLDEN)
 def test_golden_plain(tmp_path: Path, fmt: str, name: str) -> None:
-    out = write(tiny(), tmp_path / name, fmt)
+    out = write_clamped(tiny(), tmp_path / name, fmt)
     assert out.read_text() == (DATA / name).read_text()
 
 
@@ -84,7 +97,7 @@ def test_golden_plain(tmp_path: Path, fmt: str, name: str) -> None:
 def test_golden_multimodal_sessions_hashes(tmp_path: Path, fmt: str, name: str) -> None:
     # input lengths use input_tokens_total; 256-token hash ids re-blocked to 512 keep the
     # id of the last 256-block inside each 512-block; sessions become aiperf delays.
-    out = write(rich(), tmp_path / name, fmt)
+    out = write_clamped(rich(), tmp_path / name, fmt)
     assert out.read_text() == (DATA / name).read_text()
 
 
@@ -198,7 +211,7 @@ def test_fresh_hash_ids_are_unique_deterministic_and_sized(
 
 
 def test_hash_start_and_block_size_options(tmp_path: Path) -> None:
-    out = write(tiny(), tmp_path / "m.jsonl", "mooncake", block_size=16, hash_start=100)
+    out = write_clamped(tiny(), tmp_path / "m.jsonl", "mooncake", block_size=16, hash_start=100)
     df = read_trace(out, "mooncake", block_size=16)
     assert [h.tolist() for h in df.hash_ids] == [[100, 101, 102], [103], list(range(104, 138))]
 
@@ -234,7 +247,8 @@ def test_chunks_write_the_same_file(tmp_path: Path, fmt: str) -> None:
 def test_aiperf_sessions_span_chunks(tmp_path: Path) -> None:
     r = rich()
     parts = [r.take(np.array([0])), r.take(np.array([1])), r.take(np.array([2]))]
-    out = write_chunks(parts, tmp_path / "s.jsonl", "aiperf")
+    with pytest.warns(ContextWarning, match="aiperf: 1 of 3 requests had a count below 1"):
+        out = write_chunks(parts, tmp_path / "s.jsonl", "aiperf", clamp=True)
     assert out.read_text() == (DATA / "rich.aiperf.jsonl").read_text()
 
 
@@ -259,7 +273,9 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="generator broke"):
         write_chunks(chunks(), target, "vidur")
-    with pytest.raises(ValueError, match=r"`num_decode_tokens` must be >= 1, got 0 at request 1"):
+    with pytest.raises(
+        ValueError, match=r"vidur: `num_decode_tokens` must be >= 1 .*got 0 at request 1; 1 of 3"
+    ):
         write(tiny(), target, "vidur", clamp=False)
     assert target.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["v.csv"]

@@ -1,10 +1,11 @@
-"""The ``servegen`` command line: generate, inspect, plot, fit and compare workloads.
+"""The ``servegen`` command line: generate, convert, inspect, plot, fit and compare workloads.
 
 ::
 
     servegen pools
     servegen generate --pool language/m-large --start 18:00 --duration 1h --rate 100 -o evening.parquet
     servegen generate --spec workload.json --duration 24h --format mooncake -o day.jsonl
+    servegen convert BurstGPT_1.csv --format burstgpt --to aiperf --clamp -o burst.jsonl
     servegen info evening.parquet
     servegen plot evening.parquet -o evening.png
     servegen fit trace.jsonl --format mooncake -o workload.json
@@ -130,6 +131,16 @@ def _build_parser() -> argparse.ArgumentParser:
             ".parquet, .csv or .jsonl)",
         )
 
+    def max_tokens(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--max-tokens",
+            type=int,
+            metavar="N",
+            help="fit every request into a context of N tokens (output <= N-1, prompt + output <= N) "
+            "for mooncake, vllm, aiperf, guidellm, vidur, vidur_pip (default: 4096 for the vidur "
+            "formats, Vidur's own limit; none for the others)",
+        )
+
     p = command("pools", "List the production client pools shipped with servegen.", "example: servegen pools")
     p.set_defaults(func=_cmd_pools)
 
@@ -178,14 +189,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds generated and written per step; bounds memory (default 10m)",
     )
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        metavar="N",
-        help="fit every request into a context of N tokens (output <= N-1, prompt + output <= N) "
-        "for mooncake, vllm, aiperf, guidellm, vidur, vidur_pip (default: 4096 for the vidur "
-        "formats, Vidur's own limit; none for the others)",
-    )
+    max_tokens(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="the file to write")
     p.add_argument(
         "--workers",
@@ -196,6 +200,25 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="the same on a running Dask cluster (shared disk)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary or replay command")
     p.set_defaults(func=_cmd_generate)
+
+    p = command(
+        "convert",
+        "Write a trace file in another format, e.g. for a consumer tool to replay.",
+        "example: servegen convert BurstGPT_1.csv --format burstgpt --to aiperf --clamp -o burst.jsonl",
+    )
+    p.add_argument("trace", type=Path, help="the trace file")
+    read_format(p)
+    p.add_argument("--to", required=True, choices=WRITE_FORMATS, metavar="FORMAT", help="the output format")
+    max_tokens(p)
+    p.add_argument(
+        "--clamp",
+        action="store_true",
+        help="write token counts below 1 (e.g. BurstGPT failures) as 1, reporting how many, instead of "
+        "refusing them (mooncake, vllm, aiperf, guidellm; the vidur formats always clamp)",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, help="the file to write")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary or replay command")
+    p.set_defaults(func=_cmd_convert)
 
     p = command(
         "info",
@@ -347,10 +370,9 @@ def _cmd_pools(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    import warnings
-
     from ._checks import check_duration
-    from .formats import ContextWarning, write_chunks
+    from ._cli_write import summarize, write_noting
+    from .formats import write_chunks
     from .workload import Workload
 
     dataset = args.workers is not None or args.scheduler is not None
@@ -393,21 +415,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return _generate_dataset(args, wl, source)
     options = {} if args.max_tokens is None else {"max_tokens": args.max_tokens}
     chunks = _Counter(wl.iter_chunks(args.duration, args.chunk, rng=args.seed))
-    with warnings.catch_warnings(record=True) as notes:  # a ContextWarning: say what was cut
-        warnings.simplefilter("always", ContextWarning)
-        path = write_chunks(_progress(chunks, args.duration, args.quiet), args.output, fmt, **options)
-    for note in notes:
-        print(f"servegen generate: note: {note.message}", file=sys.stderr)
-    if not args.quiet:
-        from .replay import replay_command
-
-        rate = chunks.n / args.duration
-        print(f"wrote {chunks.n:,} requests ({rate:.2f} req/s over {_human(args.duration)} of {source}) "
-              f"to {path} ({fmt})", file=sys.stderr)  # fmt: skip
-        command = replay_command(fmt, path, n_requests=chunks.n, **options)
-        if command is not None:
-            print(f"replay it with:\n{command}", file=sys.stderr)
-    return 0
+    stream = _progress(chunks, args.duration, args.quiet)
+    path = write_noting(args, lambda: write_chunks(stream, args.output, fmt, **options))
+    rate = chunks.n / args.duration
+    what = f"{chunks.n:,} requests ({rate:.2f} req/s over {_human(args.duration)} of {source})"
+    return summarize(args, path, fmt, chunks.n, what, options)
 
 
 def _generate_dataset(args: argparse.Namespace, wl: Any, source: str) -> int:
@@ -422,6 +434,12 @@ def _generate_dataset(args: argparse.Namespace, wl: Any, source: str) -> int:
     if not args.quiet:
         print(f"wrote a Parquet dataset of {_human(args.duration)} of {source} to {path}", file=sys.stderr)
     return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from ._cli_write import convert
+
+    return convert(args, _read(args.trace, args.format))
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -57,6 +57,13 @@ llmservingsim r w    ns int    total input     --            --            --
 bailian       r      s float   input_length    16            chat chains   ``type`` kept
 ============= ====== ========= =============== ============= ============= ====================
 
+Counts below 1: a consumer replays a request with at least one prompt and one output
+token. The ``mooncake``, ``vllm``, ``aiperf`` and ``guidellm`` writers refuse a request
+with a 0 (which traces read from files can have: BurstGPT failures), naming the column,
+the number of such requests and the first; their option ``clamp=True`` (CLI
+``--clamp``) writes such counts as 1 and reports how many requests it changed as a
+:class:`ContextWarning`, which the ``vidur`` formats always do.
+
 ``servegen`` reads a ``parquet``, ``csv`` or ``jsonl`` file chosen by its extension.
 Each format's module (``servegen.formats.mooncake`` ...) documents its fields, units and
 options. A column a format cannot carry is simply not written; the canonical formats

@@ -315,8 +315,8 @@ class HashIds:
             raise ValueError(f"`hash_start` must be an integer >= 0, got {start!r}")
         self.next_id = int(start)
 
-    def __call__(self, req: Requests) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        total = input_total(req)
+    def __call__(self, req: Requests, total: Any = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        total = input_total(req) if total is None else total  # (prompt lengths, when not the requests')
         if "hash_ids" in req and isinstance(req["hash_ids"], Ragged):
             source = int(req.meta.get("block_size", self.block_size))
             offsets, values = self._convert(req["hash_ids"], source, total)

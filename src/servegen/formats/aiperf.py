@@ -56,7 +56,9 @@ Options: ``block_size`` (512), ``hash_start`` (0), ``turn_time`` (``"delay"``),
 ``max_tokens`` (None; as for
 :mod:`.mooncake`, applied to outputs and to full prompts, i.e. first turns and rows
 outside sessions: a later turn's history is AIPerf's own, so bound a session's context
-when generating, with ``Session(context_limit=...)``).
+when generating, with ``Session(context_limit=...)``), ``clamp`` (False; counts below
+1 refused or, with True, written as 1, as for :mod:`.mooncake`: AIPerf aborts a whole
+run on one ``output_length`` of 0).
 
 Reading rebuilds each turn's time as its session's last ``timestamp`` plus the
 following delays (a missing ``delay`` is 0; a lower bound of the replayed time, as
@@ -154,8 +156,9 @@ class AiperfWriter(MooncakeWriter):
         hash_start: int = 0,
         max_tokens: int | None = None,
         turn_time: str = "delay",
+        clamp: bool = False,
     ) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens, clamp=clamp)
         if turn_time not in ("delay", "timestamp"):
             raise ValueError(f"aiperf: `turn_time` must be 'delay' or 'timestamp', got {turn_time!r}")
         self.turn_time = turn_time

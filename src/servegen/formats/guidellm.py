@@ -20,7 +20,10 @@ fresh prompt); for prefix sharing write ``mooncake`` and replay it with GuideLLM
 ``kind=mooncake`` (512-token blocks, timestamps in ms). Clients, sessions, image counts
 and reasoning tokens are not carried.
 
-Option: ``max_tokens`` (None; the server's context window, as for :mod:`.mooncake`).
+Options: ``max_tokens`` (None; the server's context window, as for :mod:`.mooncake`),
+``clamp`` (False; counts below 1 refused or, with True, written as 1, as for
+:mod:`.mooncake`: GuideLLM 0.8.1 sends no ``max_tokens`` for an ``output_length`` of 0,
+so the answer would be unbounded).
 
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write
@@ -42,7 +45,7 @@ import pyarrow as pa
 
 from ..requests import Requests
 from . import _io
-from ._context import ContextFit, check_max_tokens
+from ._context import ContextFit, check_clamp, check_max_tokens
 from .mooncake import SOURCES, read_length_trace
 
 __all__ = ["GuidellmWriter", "read_guidellm"]
@@ -59,9 +62,9 @@ class GuidellmWriter(_io.TextWriter):
 
     name = "guidellm"
 
-    def __init__(self, *, max_tokens: int | None = None) -> None:
+    def __init__(self, *, max_tokens: int | None = None, clamp: bool = False) -> None:
         super().__init__()
-        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name), clamp=check_clamp(clamp, self.name))
 
     def encode(self, req: Requests) -> pa.Array:
         prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))

@@ -31,7 +31,11 @@ Options: ``block_size`` (512), ``hash_start`` (first fresh id, 0), ``max_tokens`
 the server's context window; when given, outputs are cut to ``max_tokens - 1`` and
 prompts so that prompt + output fits, keeping their first blocks, and the number of
 requests changed is reported as a :class:`~servegen.formats.ContextWarning`; see
-``servegen.formats._context``).
+``servegen.formats._context``), ``clamp`` (False: a request with 0 prompt or output
+tokens, e.g. a BurstGPT failure read from a file, is a ``ValueError`` naming the column,
+the number of such requests and the first; True: such counts are written as 1, with a
+fresh hash block for a 1-token prompt, and the number changed is reported as a
+:class:`~servegen.formats.ContextWarning`).
 
 Reading
 -------
@@ -66,7 +70,7 @@ from numpy.typing import NDArray
 
 from ..requests import Requests
 from . import _io
-from ._context import ContextFit, check_max_tokens
+from ._context import ContextFit, check_clamp, check_max_tokens
 
 __all__ = ["MooncakeWriter", "read_mooncake"]
 
@@ -126,10 +130,17 @@ class MooncakeWriter(_io.TextWriter):
 
     name = "mooncake"
 
-    def __init__(self, *, block_size: int = 512, hash_start: int = 0, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        block_size: int = 512,
+        hash_start: int = 0,
+        max_tokens: int | None = None,
+        clamp: bool = False,
+    ) -> None:
         super().__init__()
         self.hash_ids = _io.HashIds(block_size, hash_start)
-        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
+        self.fit = ContextFit(check_max_tokens(max_tokens, self.name), clamp=check_clamp(clamp, self.name))
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.ints(_io.ms_int(req.timestamp))
@@ -138,8 +149,10 @@ class MooncakeWriter(_io.TextWriter):
         self, req: Requests
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """Prompt and output lengths fitted to ``max_tokens``, and each prompt's block ids."""
-        offsets, values = self.hash_ids(req)
-        prompt, output = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))
+        total = _io.input_total(req)
+        # A prompt clamped from 0 to 1 token gets one block like any other prompt.
+        offsets, values = self.hash_ids(req, np.maximum(total, 1) if self.fit.clamp else total)
+        prompt, output = self.fit(total, np.asarray(req.output_tokens, dtype=np.int64))
         if self.fit.max_tokens is not None:  # a shortened prompt keeps its first blocks
             offsets, values = take_blocks(offsets, values, -(-prompt // self.hash_ids.block_size))
         return prompt, output, offsets, values

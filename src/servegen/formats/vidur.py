@@ -37,9 +37,12 @@ Date                str     ``vidur_pip`` only: the release keeps only the rows 
 =================== ======= ==========================================================
 
 Counts below 1: Vidur needs every count to be >= 1. With ``clamp=True`` (the default) a
-0 is written as 1, which is what Vidur's own loader does; with ``clamp=False`` it is a
-``ValueError`` naming the row. (servegen's own requests never have 0, see
-:doc:`/concepts`.)
+count below 1 is written as 1, which is what Vidur's own loader does, and the number of
+requests changed is reported as a :class:`~servegen.formats.ContextWarning`; with
+``clamp=False`` it is a ``ValueError`` naming the column, the number of such requests
+and the first one (the rule of ``servegen.formats._context``, shared with the other
+consumer formats, whose default is ``clamp=False``). servegen's own requests never have
+0 (see :doc:`/concepts`); traces read from files may.
 
 Context window: Vidur shortens a prompt silently when prompt + output exceeds its
 ``max_tokens`` (4096 by default) and crashes when an output alone reaches it. The
@@ -53,21 +56,24 @@ The ``vidur_pip`` release also scales what it reads by default (prefill x 0.3, t
 0.04): replay with the scale factors set to 1 (``servegen generate`` prints the command).
 Clients, sessions, hash ids and image counts are not carried.
 
->>> import numpy as np, servegen as sg, tempfile, os
+>>> import numpy as np, servegen as sg, tempfile, os, warnings
 >>> from servegen.formats import write
 >>> r = sg.Requests({"timestamp": np.array([0.0, 0.25]), "client": np.zeros(2, np.int32),
 ...                  "input_tokens": np.array([811, 0]), "output_tokens": np.array([97, 0])},
 ...                 clients=[0])
->>> p = write(r, os.path.join(tempfile.mkdtemp(), "t.csv"), "vidur")
+>>> with warnings.catch_warnings(record=True) as notes:
+...     warnings.simplefilter("always")
+...     p = write(r, os.path.join(tempfile.mkdtemp(), "t.csv"), "vidur")
+>>> print(notes[0].message)  # doctest: +ELLIPSIS
+vidur: 1 of 2 requests had a count below 1 (num_prefill_tokens: 1, ...), written as 1 (clamp=True)
 >>> print(p.read_text().strip())
 arrived_at,num_prefill_tokens,num_decode_tokens
 0,811,97
 0.25,1,1
->>> p = write(r, os.path.join(tempfile.mkdtemp(), "t.csv"), "vidur_pip")
+>>> p = write(r.take(np.array([0])), os.path.join(tempfile.mkdtemp(), "t.csv"), "vidur_pip")
 >>> print(p.read_text().strip())
 Date,Time,PromptTokenCount,CompletionTokenCount
 2023-08-21,0,811,97
-2023-08-21,0.25,1,1
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ import pyarrow as pa
 
 from ..requests import Requests
 from . import _io
-from ._context import ContextFit, check_max_tokens
+from ._context import ContextFit, check_clamp, check_max_tokens
 
 __all__ = ["VidurPipWriter", "VidurWriter", "read_vidur", "read_vidur_pip"]
 
@@ -143,30 +149,17 @@ class VidurWriter(_io.TextWriter):
 
     def __init__(self, *, clamp: bool = True, max_tokens: int | None = 4096) -> None:
         super().__init__()
-        if not isinstance(clamp, bool):
-            raise TypeError(f"`clamp` must be True or False, got {clamp!r}")
-        self.clamp = clamp
-        self.fit = ContextFit(check_max_tokens(max_tokens, self.name))
-        self._row = 0
+        self.fit = ContextFit(
+            check_max_tokens(max_tokens, self.name),
+            clamp=check_clamp(clamp, self.name),
+            fields=(self.columns[-2], self.columns[-1]),
+        )
 
     def header(self) -> bytes:
         return _io.csv_header(self.columns)
 
-    def _count(self, values: np.ndarray, name: str) -> np.ndarray:
-        low = values < 1
-        if low.any() and not self.clamp:
-            i = int(np.argmax(low))
-            raise ValueError(
-                f"{self.name}: `{name}` must be >= 1, got {int(values[i])!r} at request {self._row + i} "
-                "(pass clamp=True to write such counts as 1)"
-            )
-        return np.maximum(values, 1)
-
     def lengths(self, req: Requests) -> tuple[pa.Array, pa.Array]:
-        prefill = self._count(_io.input_total(req), self.columns[-2])
-        decode = self._count(req.output_tokens, self.columns[-1])
-        self._row += len(req)
-        prefill, decode = self.fit(prefill, decode)
+        prefill, decode = self.fit(_io.input_total(req), np.asarray(req.output_tokens, dtype=np.int64))
         return _io.ints(prefill), _io.ints(decode)
 
     def encode(self, req: Requests) -> pa.Array:

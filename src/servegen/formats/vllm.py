@@ -25,8 +25,9 @@ and reasoning tokens are not carried. Timestamps are written with the shortest d
 that reads back as the same float64, so a round trip is exact.
 
 Options: ``block_size`` (16), ``hash_start`` (0), ``max_tokens`` (None; the server's
-``--max-model-len``, as for :mod:`.mooncake`: vLLM refuses a longer request). Reading:
-``block_size`` (16).
+``--max-model-len``, as for :mod:`.mooncake`: vLLM refuses a longer request), ``clamp``
+(False; counts below 1 refused or, with True, written as 1, as for :mod:`.mooncake`:
+vLLM's server refuses ``max_tokens=0``). Reading: ``block_size`` (16).
 
 >>> import numpy as np, servegen as sg, tempfile, os
 >>> from servegen.formats import write
@@ -62,8 +63,10 @@ class VllmWriter(MooncakeWriter):
 
     name = "vllm"
 
-    def __init__(self, *, block_size: int = 16, hash_start: int = 0, max_tokens: int | None = None) -> None:
-        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens)
+    def __init__(
+        self, *, block_size: int = 16, hash_start: int = 0, max_tokens: int | None = None, clamp: bool = False
+    ) -> None:
+        super().__init__(block_size=block_size, hash_start=hash_start, max_tokens=max_tokens, clamp=clamp)
 
     def time_field(self, req: Requests) -> pa.Array:
         return _io.floats(req.timestamp, "timestamp")
