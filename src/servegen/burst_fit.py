@@ -72,7 +72,7 @@ def _gamma_shape(s: Float64) -> Float64:
     return np.clip(k, 1e-4, 1e4)
 
 
-def _logpdf(y: Float64, ly: Float64, k: Float64, th: Float64) -> Float64:
+def _logpdf(y: Float64, ly: Float64, k: Float64 | float, th: Float64 | float) -> Float64:
     return (k - 1) * ly - y / th - k * np.log(th) - special.gammaln(k)
 
 
@@ -126,7 +126,7 @@ def fit_mixture(y: Float64, g: NDArray[np.int64], nseg: int, iters: int = 60) ->
             "th1": np.where(swap, t2, t1),
             "k2": np.where(swap, k1, k2),
             "th2": np.where(swap, t1, t2),
-            "ll": np.bincount(g, lse, minlength=nseg),
+            "ll": np.asarray(np.bincount(g, lse, minlength=nseg), dtype=np.float64),
         }
     return out
 
@@ -231,7 +231,7 @@ def _fit_onoff(x: Float64, mix: dict[str, float]) -> dict[str, Any] | None:
     offs = np.maximum(x[off] - g_mean, 0.05 * g_mean)
     # on period j = the burst gaps between silences j-1 and j, plus the gap that opens it
     run = np.cumsum(off)[~off]
-    spans = np.bincount(run, short, minlength=int(off.sum()) + 1)[1:-1] + g_mean
+    spans = np.asarray(np.bincount(run, short, minlength=int(off.sum()) + 1)[1:-1] + g_mean, dtype=np.float64)
     if spans.size < 5:
         return None
     on_law, on_cv = _fit_law(spans, ("exponential", "lognormal", "gamma"))
@@ -304,7 +304,7 @@ def fit_bursts(
         table[col] = np.nan
     if sel.any():
         xs, gs = x[sel], g[sel]
-        mean = np.bincount(gs, xs, minlength=nseg)
+        mean = np.asarray(np.bincount(gs, xs, minlength=nseg), dtype=np.float64)
         cnt = np.bincount(gs, minlength=nseg)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = mean / cnt
@@ -336,9 +336,9 @@ def fit_bursts(
     out = BurstFit(mix, chosen)
     cvw = table["iat_cv"].to_numpy()
     for i in np.flatnonzero(chosen.reshape(nc, nw).any(axis=1)):
-        rows = slice(i * nw, (i + 1) * nw)
-        n_i = table["n"].to_numpy()[rows].astype(np.float64)
-        new = _window_rates(n_i, widths[:nw], np.where(n_i > 0, np.nan_to_num(cvw[rows], nan=1.0) ** 2, 0))
+        sl = slice(i * nw, (i + 1) * nw)
+        n_i = table["n"].to_numpy()[sl].astype(np.float64)
+        new = _window_rates(n_i, widths[:nw], np.where(n_i > 0, np.nan_to_num(cvw[sl], nan=1.0) ** 2, 0))
         with np.errstate(invalid="ignore", divide="ignore"):
             out.rate_factor[int(i)] = np.where(n_i > 0, new * widths[:nw] / n_i, 0.0)
 
@@ -349,7 +349,9 @@ def fit_bursts(
         table[f"disp_{s:g}s"] = disp[s]
 
     # 3. the multi-scale check, for clients with candidate windows
-    table["structure"] = np.where(table["law"].notna(), "renewal", None)
+    structure = np.full(len(table), None, dtype=object)
+    structure[table["law"].notna().to_numpy()] = "renewal"
+    table["structure"] = structure
     for col in ("mean_on", "mean_off", "rate_on"):
         table[col] = np.nan
     clients = np.flatnonzero(cand.reshape(nc, nw).any(axis=1))

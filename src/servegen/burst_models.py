@@ -85,7 +85,7 @@ def client_schedule(
     if i in bf.onoff:  # one on/off law per window, at the window's (de-noised) rate
         wr = bf.onoff[i]["rates"][piece]
         rates = wr
-        for j, s in enumerate(segs):
+        for j in range(wr.size):
             if wr[j] > 0 and (j == 0 or wr[j - 1] != wr[j]):
                 models[j] = onoff_model(float(wr[j]), bf.onoff[i])
             elif wr[j] > 0:
