@@ -314,6 +314,21 @@ def test_acceptance_onoff_fit_regenerate(kw):
     assert on_laws.count("exponential") >= len(SEEDS) - 1, on_laws
 
 
+def test_onoff_ks_on_a_millisecond_clock():
+    # The production shape: millisecond gaps in bursts of a few seconds, silences of
+    # 1-4 minutes, logged on a 1 ms clock (12 % ties, spread by the fit). The KS compares
+    # the recorded gaps with the model's gaps logged and spread the same way; against the
+    # raw model gaps it was 0.06 here, the ticks alone failing the 0.05 bar.
+    trace = onoff_trace(0, mean_on=3.0, rate_on=50.0, gap_cv=1.5, mean_off=120.0, off_cv=0.5)
+    trace["timestamp"] = (trace["timestamp"] * 1000).round() / 1000
+    rep = sg.characterize(trace, window=600)
+    assert rep.attrs["quantization"]["quantized"] and rep["dequantized"].all()
+    on = rep.attrs["onoff"][0]
+    assert on["ks"] <= 0.04, on
+    assert on["mean_on"] == pytest.approx(3.0, rel=0.25) and on["rate_on"] == pytest.approx(50.0, rel=0.1)
+    assert 9 <= rep["iat_cv"].median() <= 17  # the per-window gap CV
+
+
 def test_fitted_onoff_pieces_carry_the_state_across_windows():
     # One on/off model at one rate for the whole hour is one schedule piece, so the engine
     # runs its on/off state on across the windows. (Each window its own piece restarted the

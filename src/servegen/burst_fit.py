@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 from scipy import special, stats
 
 from .burst_models import BurstFit, onoff_model
+from .clock import Quantization, dequantize
 from .trace import Trace
 
 __all__ = ["DISPERSION_SCALES", "TOLERANCE", "fit_bursts", "fit_mixture"]
@@ -394,8 +395,9 @@ def fit_bursts(
             idx = table.index[live]
             table.loc[idx, "structure"] = "onoff"
             table.loc[idx, "law"] = "onoff"
-            # KS of each window's gaps against the model's gap law (its simulated gaps)
-            ref = np.sort(np.concatenate([np.diff(t) for t in sims]))
+            # KS of each window's gaps against the model's gap law (its simulated gaps, logged
+            # on the trace's clock: ms ticks turn a third of millisecond burst gaps into ties)
+            ref = np.sort(np.concatenate([np.diff(_on_clock(t, q, tr.dequantized, rng)) for t in sims]))
             xr, gr, _ = _gaps(tr.codes[tr.codes == i], seg[tr.codes == i], tr.timestamp[tr.codes == i])
             cdf = np.searchsorted(ref, xr, side="right") / max(ref.size, 1)
             table.loc[idx, "ks"] = _ks(xr, gr, cdf, nseg)[live]
@@ -407,6 +409,14 @@ def fit_bursts(
             onoff_info[tr.keys[i]] = {**info, "ks": whole_ks, "dispersion_error": float(err_on)}
     table.attrs["onoff"] = onoff_info
     return out
+
+
+def _on_clock(t: Float64, q: Quantization | None, dequantized: bool, rng: np.random.Generator) -> Float64:
+    """Simulated times as the trace recorded them: on its clock's ticks, spread if it was."""
+    if q is None or q.resolution <= 0:
+        return t
+    t = np.floor(t / q.resolution) * q.resolution
+    return np.sort(dequantize(t, q.resolution, rng=rng)) if dequantized else t
 
 
 def _window_rates(n: Float64, widths: Float64, cv2: Float64) -> Float64:
