@@ -2,12 +2,12 @@
 
 For each case (exponential on-periods with Gamma gaps inside, log-normal or Pareto
 silences; the last one shaped like the issue's production trace, logged on a 1 ms clock)
-and seed, one hour is
-drawn from the ground truth, fitted with ``sg.fit(window=600)`` and regenerated. Printed
-per row, generated / recorded (median of 5 regenerations): whole-trace gap CV, median
-per-window gap CV, dispersion of counts at 1, 10, 60, 300 s; the same dispersions against
-the ground truth's expected value; the structure found and the KS of the chosen law on
-all the gaps. Targets: CVs within 15 %, dispersion vs truth within 25 %, KS <= 0.05.
+and seed, one hour is drawn from the ground truth, fitted with ``sg.fit(window=600)``
+and regenerated. Printed per row: the fitted mean on-period and off-period law and CV;
+generated / recorded (median of 5 regenerations): whole-trace gap CV, median per-window
+gap CV, dispersion of counts at 1, 10, 60, 300 s; the same dispersions against the
+ground truth's expected value; the structure found and the KS of the chosen law on all
+the gaps. Targets: CVs within 15 %, dispersion vs truth within 25 %, KS <= 0.05.
 
 The truth's expected dispersion is pooled over ``--truth-hours`` hours (200) and the
 regenerated one over ``--hours`` (40): one hour's dispersion at 60-300 s is uncertain by

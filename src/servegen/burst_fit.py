@@ -22,11 +22,14 @@ one-law fits. It adds three things to the per-window table:
   (> 1), or most candidate windows chose the mixture (a bursty client), an
   :class:`~servegen.OnOffRenewal` model is fitted for the whole client: bursts split at
   its gap mixture's threshold; on-period, off-period and in-burst laws by maximum
-  likelihood with :mod:`scipy.stats`. It is simulated at the client's window rates and
+  likelihood with :mod:`scipy.stats`, the law chosen by BIC (a few dozen periods). It is
+  simulated at the client's window rates as the fitted schedule regenerates it (windows
+  at one rate are one stretch, the on/off state running on across their edges) and
   kept if it matches the dispersion better, or passes the check for a bursty client (it
   estimates its periods from all of the client's bursts, where a window holds a few).
   Its windows report ``structure="onoff"`` with ``mean_on``, ``mean_off`` (s) and
-  ``rate_on`` (req/s), and ``ks`` against the model's (simulated) gap law; all others
+  ``rate_on`` (req/s), and ``ks`` against the model's gap law (its simulated gaps,
+  logged on the trace's clock); all others
   ``structure="renewal"``. ``attrs["onoff"]`` holds, per on/off client, the fitted
   parameters, the KS of all its gaps and its ``dispersion_error``.
 
