@@ -9,10 +9,10 @@ gap CV, dispersion of counts at 1, 10, 60, 300 s; the same dispersions against t
 ground truth's expected value; the structure found and the KS of the chosen law on all
 the gaps. Targets: CVs within 15 %, dispersion vs truth within 25 %, KS <= 0.05.
 
-The truth's expected dispersion is pooled over ``--truth-hours`` hours (200) and the
-regenerated one over ``--hours`` (40): one hour's dispersion at 60-300 s is uncertain by
-tens of percent, and even 20 pooled hours leave about 10 % at 300 s (enough to move a
-row across the 25 % bar). What remains is mostly the fit's own sampling error: one hour
+The truth's expected dispersion is pooled over ``--truth-hours`` hours and the
+regenerated one over ``--hours`` (200 each): one hour's dispersion at 60-300 s is
+uncertain by tens of percent, and even 20-40 pooled hours leave about 10 % at 300 s
+(enough to move a row across the 25 % bar). What remains is mostly the fit's own sampling error: one hour
 holds 20-30 silences, so its mean on-period is uncertain by about 20 %, and the
 dispersion at 60-300 s moves with it.
 
@@ -74,7 +74,7 @@ def pooled_dispersion(streams) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--hours", type=int, default=40, help="regenerated hours pooled per fit")
+    ap.add_argument("--hours", type=int, default=200, help="regenerated hours pooled per fit")
     ap.add_argument("--truth-hours", type=int, default=200, help="ground-truth hours pooled")
     args = ap.parse_args()
     rows = []
