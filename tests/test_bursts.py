@@ -234,7 +234,9 @@ def test_mixed_gaps_choose_the_mixture_law_by_aic():
 
 
 SCALES = (1, 10, 60, 300)
-HOURS = 20  # realizations pooled to measure a model's dispersion
+HOURS = 40  # regenerated hours pooled to measure a fitted model's dispersion
+TRUTH_HOURS = 200  # ground-truth hours pooled for its expected dispersion
+SEEDS = range(5)
 
 
 def _dispersions(sample, seeds):
@@ -255,7 +257,7 @@ def _dispersions(sample, seeds):
     return np.array(out)
 
 
-def acceptance(seed, **kw):
+def acceptance(seed, true_d, **kw):
     """Fit one hour of a known on/off process, regenerate, and measure (as in the issue)."""
     truth = onoff_truth(**kw)
     trace = truth.sample(3600, rng=seed).to_pandas()
@@ -266,7 +268,6 @@ def acceptance(seed, **kw):
     # dozen silences, 12 bins of 300 s), so the model's dispersion is compared with the
     # ground truth's expected value (pooled over many hours) rather than with that one draw.
     gen_d = _dispersions(lambda g: regen[g], range(HOURS))
-    true_d = _dispersions(lambda s: truth.sample(3600, rng=1000 + s), range(HOURS))
     out = {"iat_cv": cmp["iat_cv"], "iat_cv_window_median": cmp["iat_cv_window_median"]}
     out.update({f"disp_{w}s": gen_d[j] / true_d[j] for j, w in enumerate(SCALES)})
     real_d = [dispersion_index(trace.timestamp, w, end=3600) for w in SCALES]
@@ -288,18 +289,55 @@ ACCEPTANCE = {
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", ACCEPTANCE.values(), ids=ACCEPTANCE.keys())
 def test_acceptance_onoff_fit_regenerate(kw):
-    for seed in range(3):
-        wl, r = acceptance(seed, **kw)
+    truth = onoff_truth(**kw)
+    true_d = _dispersions(lambda s: truth.sample(3600, rng=1000 + s), range(TRUTH_HOURS))
+    rows, on_laws = [], []
+    for seed in SEEDS:
+        wl, r = acceptance(seed, true_d, **kw)
         rep = wl.report
         assert (rep["structure"].dropna() == "onoff").all(), rep[["law", "structure"]]
         assert rep.attrs["onoff"][0]["ks"] <= 0.05  # the chosen law on all the gaps
         assert abs(r["iat_cv"] - 1) <= 0.15, r
         assert abs(r["iat_cv_window_median"] - 1) <= 0.15, r
-        for w in SCALES[:3]:
-            assert abs(r[f"disp_{w}s"] - 1) <= 0.25, r
-        # Known shortfall: at 300 s the regenerated dispersion is 0.67-0.89 of the truth's
-        # in the long-bursts case (6 seeds), within 25 % in the others; the bound is 35 %.
-        assert abs(r["disp_300s"] - 1) <= 0.35, r
+        for w in SCALES:  # the issue's bar, at every scale and seed
+            assert abs(r[f"disp_{w}s"] - 1) <= 0.25, (seed, r)
+        rows.append(r)
+        on_laws.append(rep.attrs["onoff"][0]["on_law"])
+    # No bias left: one hour's fit misses the truth's dispersion at 60-300 s by up to ~20 %
+    # (20-30 silences: the mean on-period alone is uncertain by that much), but the median
+    # over seeds is close. (With on-period laws chosen by AIC, a log-normal of CV 1.35 for
+    # pareto-off seed 3 put its dispersion at 1.30 x the truth's at 60 s.)
+    med = pd.DataFrame(rows).median()
+    for w in SCALES:
+        assert abs(med[f"disp_{w}s"] - 1) <= 0.15, med
+    # the on-periods are exponential: chosen by BIC, a few dozen periods rarely pick another law
+    assert on_laws.count("exponential") >= len(SEEDS) - 1, on_laws
+
+
+def test_onoff_ks_on_a_millisecond_clock():
+    # The issue's production shape: millisecond gaps in bursts of a few seconds, silences of
+    # 1-4 minutes, logged on a 1 ms clock (12 % ties, spread by the fit). The KS compares
+    # the recorded gaps with the model's gaps logged and spread the same way; against the
+    # raw model gaps it was 0.06 here, the ticks alone failing the 0.05 bar.
+    trace = onoff_trace(0, mean_on=3.0, rate_on=50.0, gap_cv=1.5, mean_off=120.0, off_cv=0.5)
+    trace["timestamp"] = (trace["timestamp"] * 1000).round() / 1000
+    rep = sg.characterize(trace, window=600)
+    assert rep.attrs["quantization"]["quantized"] and rep["dequantized"].all()
+    on = rep.attrs["onoff"][0]
+    assert on["ks"] <= 0.04, on
+    assert on["mean_on"] == pytest.approx(3.0, rel=0.25) and on["rate_on"] == pytest.approx(50.0, rel=0.1)
+    assert 9 <= rep["iat_cv"].median() <= 17  # the issue's per-window gap CV
+
+
+def test_fitted_onoff_pieces_carry_the_state_across_windows():
+    # One on/off model at one rate for the whole hour is one schedule piece, so the engine
+    # runs its on/off state on across the windows. (Each window its own piece restarted the
+    # state at every window edge: cut silences, lower dispersion at 60-300 s.)
+    wl = sg.fit(onoff_trace(0), window=600)  # a stationary hour: one rate (see _window_rates)
+    a = wl.clients[0].arrival
+    assert len(a.times) == 1 and len(a.models) == 1, a.times
+    rep = wl.report
+    assert rep["structure"].eq("onoff").all() and rep["mean_off"].nunique() == 1
 
 
 def test_fitted_bursty_workload_round_trips_through_json():

@@ -81,14 +81,20 @@ def client_schedule(
     models: list[Any] = [None] * times.size
     laws = laws.copy()
     rates = rates.copy()
+    cvs = cvs.copy()
     if i in bf.onoff:  # one on/off law per window, at the window's (de-noised) rate
         wr = bf.onoff[i]["rates"][piece]
         rates = wr
-        for j, s in enumerate(segs):
-            if wr[j] > 0 and (j == 0 or segs[j - 1] != s):
+        for j in range(wr.size):
+            if wr[j] > 0 and (j == 0 or wr[j - 1] != wr[j]):
                 models[j] = onoff_model(float(wr[j]), bf.onoff[i])
             elif wr[j] > 0:
                 models[j] = models[j - 1]
+            if models[j] is not None:
+                # the model's CV, not the window's renewal fit: consecutive windows with one
+                # model then merge into one piece, and the engine carries the on/off state
+                # (a silence running on) across them instead of restarting it per window
+                cvs[j] = models[j].iat_cv
     else:
         if i in bf.rate_factor:  # bursty windows: de-noised window rates (see _window_rates)
             rates = rates * bf.rate_factor[i][piece]
