@@ -71,8 +71,11 @@ class ArrivalProcess(Frozen):
 
     @property
     def mean_rate(self) -> float:
-        """Long-run requests per second."""
-        return float(self.rate)
+        """Long-run requests per second (the ``rate`` field of the renewal processes)."""
+        rate = getattr(self, "rate", None)
+        if rate is None:  # pragma: no cover - every built-in process has `rate` or overrides this
+            raise NotImplementedError(f"{type(self).__name__} must define `mean_rate`")
+        return float(rate)
 
     def _pieces(self) -> Pieces:  # pragma: no cover
         raise NotImplementedError

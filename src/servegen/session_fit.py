@@ -235,7 +235,7 @@ def _local_parents(parent: Any, ids: NDArray[np.int64]) -> NDArray[np.int64]:
     turn a session start: a conversation stays with one client in the model.
     """
     p = np.asarray(parent, dtype=np.int64)
-    pos = pd.Index(ids).get_indexer(p)  # -1: not a row of this client
+    pos = pd.Index(ids).get_indexer(pd.Index(p))  # -1: not a row of this client
     pos[p < 0] = -1
     late = np.flatnonzero(pos >= np.arange(p.size))
     if late.size:

@@ -139,7 +139,7 @@ class ContextFit:
                 ContextWarning,
                 stacklevel=2,
             )
-        if self.changed:
+        if self.changed and self.max_tokens is not None:  # nothing changes without a limit
             warnings.warn(
                 f"{fmt}: {self.changed} of {self.rows} requests shortened to fit max_tokens="
                 f"{self.max_tokens} (prompt + output <= max_tokens; {self.outputs_cut} outputs cut to "
