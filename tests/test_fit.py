@@ -450,7 +450,7 @@ BAD = [
     (lambda: characterize(T, laws=()), ValueError, r"`laws` must name at least one law"),
     (lambda: fit(T, rate_window=70), ValueError, r"`rate_window` must divide `window` \(600\.0\) .*got 70"),
     (lambda: fit(T, criterion="hqc"), ValueError, r"`criterion` must be one of 'aic', 'bic', got 'hqc'"),
-    (lambda: fit(T, max_points=1), ValueError, r"`max_points` must be an integer >= 2, got 1"),
+    (lambda: fit(T, max_points=1), ValueError, r"`max_points` must be a whole number >= 2, got 1"),
     (lambda: fit(T.assign(timestamp=0.0)), ValueError, r"all timestamps are 0"),
     (
         lambda: fit(T.assign(client=[1, None, 2]), client="client"),

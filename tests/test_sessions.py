@@ -189,7 +189,7 @@ def test_hit_rate_rises_with_prefix_sharing():
         (lambda: sg.SharedPrefix(groups=3, popularity=sg.Zipf(s=1, n=5), tokens=10), r"ranks in \[1, 3\]"),
         (
             lambda: sg.Workload([chat()], block_size=0),
-            "`block_size` must be a whole number of tokens >= 1, got 0",
+            "`block_size` must be a whole number of tokens >= 1 or None, got 0",
         ),
     ],
 )

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_number", "check_times", "check_whole", "is_number", "message"]
+__all__ = ["check_number", "check_times", "check_whole", "check_whole_or_none", "is_number", "message"]
 
 
 def message(owner: str, name: str, rule: str, value: Any) -> str:
@@ -58,11 +58,37 @@ def check_whole(value: Any, name: str, *, owner: str = "", low: int = 0, unit: s
 
     Raises ``ValueError`` ``<owner>: `<name>` must be a whole number [of <unit>] >= <low>``.
     """
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok or value < low:
-        what = f"a whole number of {unit}" if unit else "a whole number"
-        raise ValueError(message(owner, name, f"be {what} >= {low}", value))
+    if not _is_whole(value, low):
+        raise ValueError(message(owner, name, f"be {_whole(unit)} >= {low}", value))
     return int(value)
+
+
+def check_whole_or_none(
+    value: Any, name: str, *, owner: str = "", low: int = 0, unit: str = ""
+) -> int | None:
+    """:func:`check_whole` that also lets ``None`` (no limit) through.
+
+    >>> check_whole_or_none(None, "max_tokens", owner="vidur", low=2) is None
+    True
+    >>> check_whole_or_none(1, "max_tokens", owner="vidur", low=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: vidur: `max_tokens` must be a whole number >= 2 or None, got 1
+    """
+    if value is None:
+        return None
+    if not _is_whole(value, low):
+        raise ValueError(message(owner, name, f"be {_whole(unit)} >= {low} or None", value))
+    return int(value)
+
+
+def _is_whole(value: Any, low: int) -> bool:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    return ok and value >= low
+
+
+def _whole(unit: str) -> str:
+    return f"a whole number of {unit}" if unit else "a whole number"
 
 
 def check_number(

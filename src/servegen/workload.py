@@ -37,11 +37,10 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from . import _rng
 from ._base import parse_model
 from ._checks import SPEC_FIELDS, check_depth, check_duration, check_rate, check_scale, spec_pairs
+from ._validate import check_whole_or_none
 from .client import Client
 from .engine import plan as engine
 from .engine.timeline import STREAM_WINDOW
@@ -102,13 +101,9 @@ class Workload:
             self.clients[key] = c
         self.rate = check_rate(rate)
         self.scale = check_scale(scale, self.clients)
-        if block_size is not None and (
-            isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1
-        ):
-            raise ValueError(
-                f"Workload: `block_size` must be a whole number of tokens >= 1, got {block_size!r}"
-            )
-        self.block_size = None if block_size is None else int(block_size)
+        self.block_size = check_whole_or_none(
+            block_size, "block_size", owner="Workload", low=1, unit="tokens"
+        )
 
     @property
     def keys(self) -> list[Hashable]:
