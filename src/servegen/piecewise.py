@@ -35,8 +35,7 @@ class Piecewise(Frozen):
     models: list[Any]
 
     def __init__(self, times: Any = None, models: Any = None, **kw: Any) -> None:
-        # pydantic's __init__ takes this model's fields; mypy's plugin checks the base's (none)
-        super().__init__(times=times, models=models, **kw)  # type: ignore[call-arg]
+        super().__init__(times=times, models=models, **kw)
 
     @model_validator(mode="before")
     @classmethod

@@ -40,7 +40,7 @@ from typing import Any
 from . import _rng
 from ._base import parse_model
 from ._checks import SPEC_FIELDS, check_depth, check_duration, check_rate, check_scale, spec_pairs
-from ._validate import check_whole_or_none
+from ._validate import ModelError, ModelTypeError, check_whole_or_none
 from .client import Client
 from .engine import plan as engine
 from .engine.timeline import STREAM_WINDOW
@@ -237,7 +237,7 @@ class Workload:
         else:
             if isinstance(raw, Mapping) and raw.get("kind") == "clients":
                 raw = raw.get("clients")
-            clients = {k: Client.model_validate(c) for k, c in spec_pairs(raw, "clients")}
+            clients = {k: _client_from_dict(k, c) for k, c in spec_pairs(raw, "clients")}
         rate = spec.get("rate")
         if isinstance(rate, list):
             rate = {float(t): float(r) for t, r in spec_pairs(rate, "rate", keys="rate times")}
@@ -262,3 +262,12 @@ class Workload:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _client_from_dict(key: Hashable, spec: Any) -> Client:
+    """One client of a spec; an error says which client it is (a pool spec has hundreds)."""
+    try:
+        return Client.model_validate(spec)
+    except (TypeError, ValueError) as e:
+        wrapped = ModelTypeError if isinstance(e, TypeError) else ModelError
+        raise wrapped(f"Workload.from_dict: client {key!r}: {e}") from None
