@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _rng
 from ._base import parse_model
@@ -46,7 +46,17 @@ from .engine import plan as engine
 from .engine.timeline import STREAM_WINDOW
 from .requests import Requests
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
 __all__ = ["STREAM_WINDOW", "Workload"]
+
+
+@runtime_checkable
+class ClientSource(Protocol):
+    """A client pool or pool view: anything whose ``to_clients()`` gives ``{key: Client}``."""
+
+    def to_clients(self) -> Mapping[Any, Client]: ...
 
 
 class Workload:
@@ -75,13 +85,13 @@ class Workload:
 
     def __init__(
         self,
-        clients: Any,
+        clients: Mapping[Any, Client] | Sequence[Client] | ClientSource,
         rate: float | Mapping[float, float] | Callable[[Any], Any] | None = None,
         scale: float | Mapping[Hashable, float] = 1.0,
         block_size: int | None = None,
     ) -> None:
-        self._source = clients if hasattr(clients, "to_clients") else None
-        if self._source is not None:
+        self._source = clients if isinstance(clients, ClientSource) else None  # has to_clients()
+        if isinstance(clients, ClientSource):
             clients = clients.to_clients()
         if isinstance(clients, Mapping):
             items = list(clients.items())
@@ -117,7 +127,7 @@ class Workload:
         self,
         duration: float,
         *,
-        rng: Any = None,
+        rng: _rng.SeedLike = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
         start: float = 0.0,
@@ -154,7 +164,7 @@ class Workload:
         duration: float,
         chunk: float,
         *,
-        rng: Any = None,
+        rng: _rng.SeedLike = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
     ) -> Iterator[Requests]:
@@ -182,7 +192,14 @@ class Workload:
         return {"rate": self.rate, "scale": self.scale, "block_size": self.block_size, "workers": workers,
                 "only": only}  # fmt: skip
 
-    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
+    def to_dask(
+        self,
+        duration: float,
+        *,
+        rng: _rng.SeedLike = None,
+        partitions: int | Sequence[Sequence[Hashable]] | None = None,
+        chunk: float | None = None,
+    ) -> dd.DataFrame:
         """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
 
         See :func:`servegen.dask_sample.to_dask` (needs ``servegen[dask]``).

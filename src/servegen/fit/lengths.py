@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from .._rng import generator
+from .._rng import SeedLike, generator
 from ..distributions import Clipped, Empirical, Exponential, LogNormal, Mixture, Pareto
 from ..piecewise import Piecewise
 from ..trace import Trace
@@ -248,7 +248,7 @@ def fit_lengths(
     *,
     criterion: str = "aic",
     clip: bool = True,
-    rng: Any = 0,
+    rng: SeedLike = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit a parametric length law to token counts by maximum likelihood; pick by AIC/BIC.
 
