@@ -150,7 +150,7 @@ def _fit_exponential(x: Float64) -> tuple[Any, float, dict[str, float]]:
     m = float(x.mean())
     if m <= 0:
         return None, -np.inf, {}
-    return Exponential(mean_=m), float(-x.size * np.log(m) - x.size), {"mean": m}
+    return Exponential(mean=m), float(-x.size * np.log(m) - x.size), {"mean": m}
 
 
 def _fit_lognormal(lx: Float64) -> tuple[Any, float, dict[str, float]]:
