@@ -78,6 +78,12 @@ def test_client_fields_are_model_unions():
     for name in ("input_tokens", "output_tokens"):
         assert set(typing.get_args(fields[name].annotation)) == {sg.Distribution, sg.Piecewise, ValueModel}
     assert inspect.signature(sg.Client.sample).return_annotation == "Requests"
+    value_like = {sg.Distribution, sg.Piecewise, ValueModel}
+    for model, name in [(sg.Session, "think_time"), (sg.Session, "new_tokens"), (sg.Modality, "count")]:
+        assert set(typing.get_args(model.model_fields[name].annotation)) == value_like, (model, name)
+    assert set(typing.get_args(sg.Reasoning.model_fields["ratio"].annotation)) == value_like | {type(None)}
+    for model, name in [(sg.Session, "turns"), (sg.SharedPrefix, "popularity")]:
+        assert model.model_fields[name].annotation is sg.Distribution
     # the coercions still happen: a number is a Constant, a dict is parsed by its kind
     c = sg.Client(
         arrival={"kind": "poisson", "rate": 2}, input_tokens=7, output_tokens=sg.Exponential(mean=3)

@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +26,7 @@ from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, Empirical, ValueModel, as_distribution
 from .engine import plan as engine
 from .engine.kernels import Pieces
-from .piecewise import Piecewise
+from .piecewise import ArrivalLike, Piecewise, ValueLike
 from .requests import Ragged, Requests
 from .sessions import BlockIds, Session, SharedPrefix, client_turns
 from .warm_start import warm_starts
@@ -35,13 +35,6 @@ __all__ = ["Client"]
 
 #: Largest token count servegen converts exactly (float64 holds integers up to 2**53).
 MAX_TOKENS = 2**53
-
-#: What ``Client.arrival`` holds: a built-in process, a ``Piecewise`` of them, or a
-#: user's object with ``sample(start, end, *, rng)``.
-ArrivalLike: TypeAlias = ArrivalProcess | Piecewise | ArrivalModel
-#: What ``Client.input_tokens``/``output_tokens`` hold: a built-in distribution (a number
-#: is read as ``Constant``), a ``Piecewise`` of them, or a user's ``sample(n, *, rng)``.
-ValueLike: TypeAlias = Distribution | Piecewise | ValueModel
 
 
 class Client(Frozen):
