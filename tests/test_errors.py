@@ -31,9 +31,19 @@ BAD = [
     ("replay empty", lambda: sg.Replay(timestamps=[]), ValueError, r"Replay: `timestamps` must not be empty"),
     ("replay unsorted", lambda: sg.Replay(timestamps=[2, 1]), ValueError, r"must be sorted"),
     ("replay negative", lambda: sg.Replay(timestamps=[-1, 1]), ValueError, r">= 0"),
-    ("exponential mean 0", lambda: sg.Exponential(mean=0), ValueError, r"^Exponential: `mean` must be > 0, got 0$"),
+    (
+        "exponential mean 0",
+        lambda: sg.Exponential(mean=0),
+        ValueError,
+        r"^Exponential: `mean` must be > 0, got 0$",
+    ),
     ("lognormal sigma neg", lambda: sg.LogNormal(mu=1, sigma=-2), ValueError, r"sigma[\s\S]*-2"),
-    ("pareto alpha 0", lambda: sg.Pareto(alpha=0, xmin=1), ValueError, r"^Pareto: `alpha` must be > 0, got 0$"),
+    (
+        "pareto alpha 0",
+        lambda: sg.Pareto(alpha=0, xmin=1),
+        ValueError,
+        r"^Pareto: `alpha` must be > 0, got 0$",
+    ),
     ("pareto xmin neg", lambda: sg.Pareto(alpha=1, xmin=-5), ValueError, r"xmin[\s\S]*-5"),
     (
         "uniform low>high",

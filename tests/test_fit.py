@@ -198,6 +198,7 @@ def test_fit_gamma_round_trip_regenerates_burstiness(gamma_trace):
     assert abs(cmp["dispersion_60s"]["ratio"] - 1) < 0.3
 
 
+@pytest.mark.slow
 def test_pareto_lognormal_lengths_recovered():
     mix = sg.Mixture([sg.Pareto(alpha=1.5, xmin=2000), sg.LogNormal(mu=6.5, sigma=0.7)], weights=[0.3, 0.7])
     trace = one_client(sg.Poisson(rate=10), input_tokens=mix, output_tokens=sg.Exponential(mean=300), seed=3)

@@ -141,6 +141,7 @@ def test_pmf_accessor():
         p.pmf(0, 0, "image_tokens")
 
 
+@pytest.mark.slow
 def test_imputed_clients_are_the_missing_files(release_zip, release):
     # the real release's list, or the stand-in's (tests/_synthetic.py), both beside the zip
     missing = (release_zip.path.parent / "ServeGen-main.MISSING.txt").read_text().split()

@@ -296,9 +296,7 @@ def test_largest_multimodal_request_does_not_wrap():
 
 
 def test_zipf_table_size_is_bounded():
-    with pytest.raises(
-        ValueError, match=r"^Zipf: `n` must be <= 16777216, got 10000000000$"
-    ):
+    with pytest.raises(ValueError, match=r"^Zipf: `n` must be <= 16777216, got 10000000000$"):
         sg.Zipf(s=1.0, n=10**10)  # accepted before; its first sample tried to allocate 80 GB
 
 
