@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "ModelError",
@@ -198,7 +200,7 @@ def describe_pydantic(e: ValidationError, fields: Iterable[str] = ()) -> str:
 
     ``fields`` (the model's field names) are listed when an argument is unknown.
 
-    >>> from pydantic import BaseModel, Field
+    >>> from pydantic import BaseModel, Field, ValidationError
     >>> class Gamma(BaseModel):
     ...     rate: float = Field(ge=0)
     ...     cv: float = Field(gt=0)
