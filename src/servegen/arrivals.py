@@ -325,10 +325,10 @@ class ArrivalSchedule(ArrivalProcess):
         fam = self.family_codes
         for code in np.unique(fam[fam != OBJECT]).tolist():  # each law's own CV rule
             row = law_by_code(code)
-            bad = row.bad_cv(self.cvs[fam == code])
-            if bad is not None:
+            bad_cv = row.bad_cv(self.cvs[fam == code])
+            if bad_cv is not None:
                 rule = f"{row.cv_rule} for {row.name} pieces"
-                raise ValueError(f"ArrivalSchedule: `cvs` must be {rule}, got {bad!r}")
+                raise ValueError(f"ArrivalSchedule: `cvs` must be {rule}, got {bad_cv!r}")
         return self
 
     @cached_property
