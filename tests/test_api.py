@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import servegen as sg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,7 @@ def test_every_public_name_is_documented():
             assert obj.__doc__ and obj.__doc__.strip(), f"servegen.{name} has no docstring"
 
 
+@pytest.mark.slow
 def test_readme_starts_with_two_commands_and_examples_run():
     text = (ROOT / "README.md").read_text()
     first = re.search(r"```bash\n(.*?)```", text, re.S)

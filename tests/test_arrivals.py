@@ -21,6 +21,7 @@ RENEWAL = [sg.Poisson(rate=100)] + [
 
 
 @pytest.mark.parametrize("proc", RENEWAL, ids=repr)
+@pytest.mark.slow
 def test_rate_and_cv_are_met(proc):
     """Rate within 1 % and IAT CV within 5 %, over enough arrivals for the claim to be decisive.
 
@@ -87,6 +88,7 @@ def test_no_pile_up_at_window_edges_for_bursty_process():
     assert near_edge == pytest.approx(0.1, abs=0.015)
 
 
+@pytest.mark.slow
 def test_time_varying_rate_keeps_cv():
     """A target rate alternating 20/80 req/s: operational-time gaps keep cv 3, rates follow."""
     steps = {float(k * 600): (20.0 if k % 2 == 0 else 80.0) for k in range(100)}

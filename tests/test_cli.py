@@ -234,6 +234,7 @@ def test_user_errors_are_one_line(capsys, tmp_path, argv, code, message):
     assert sorted(os.listdir(tmp_path)) == sorted(["wl.json", *inputs])  # nothing written
 
 
+@pytest.mark.slow
 def test_info_plot_fit_compare_on_a_trace(capsys, tmp_path):
     client = sg.Client(
         arrival=sg.Gamma(rate=5, cv=2),
@@ -295,6 +296,7 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch):
         assert ("generating" in stream.getvalue()) is drawn
 
 
+@pytest.mark.slow
 def test_console_entry_point_as_a_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "servegen", "generate", "--pool", "reason/deepseek-r1", "--start", "12:00",

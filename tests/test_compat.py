@@ -190,6 +190,7 @@ def test_generate_workload_multimodal():
     assert 0.5 < (counts == 1).mean() < 1 and counts.max() >= 2
 
 
+@pytest.mark.slow
 def test_generate_workload_reason():
     pool = ClientPool(Category.REASON, "deepseek-r1")
     view = pool.span(0, 3600)
@@ -489,6 +490,7 @@ def test_embedded_clients_read_the_profile(large, native_large):
     assert len(pdf) == 502 and pdf[-1] == 0.0 and sum(pdf) == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_from_clients_paths_agree():
     """Embedded clients (fast path) and the same data as plain dicts (generic path)."""
     r1 = ClientPool(Category.REASON, "deepseek-r1")
@@ -673,6 +675,7 @@ def test_sample_from_cdf():
 
 
 # -- docs ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_migration_doc_examples_run(tmp_path, monkeypatch, capsys):
     """Every ```python block of docs/migration.md runs, in order, from any directory."""
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)

@@ -129,7 +129,7 @@ def test_vidur_max_tokens_option(tmp_path: Path) -> None:
         df = read_trace(write(long_requests(), tmp_path / "w.csv", "vidur", max_tokens=None), "vidur")
     assert df.output_tokens.tolist() == [4096, 9000, 200, 50]
     for bad in (1, 0, 2.5, True, "4096"):
-        with pytest.raises(ValueError, match=r"vidur: `max_tokens` must be an integer >= 2 or None, got"):
+        with pytest.raises(ValueError, match=r"vidur: `max_tokens` must be a whole number >= 2 or None, got"):
             write(long_requests(), tmp_path / "x.csv", "vidur", max_tokens=bad)
     assert not (tmp_path / "x.csv").exists()
 
@@ -197,7 +197,7 @@ def test_replay_command_units_and_counts() -> None:
     g = sg.replay_command("guidellm", "x.jsonl", n_requests=5)
     assert "guidellm run --backend kind=openai_http" in g and "--profile kind=replay" in g
     assert sg.replay_command("csv", "x.csv", n_requests=5) is None
-    with pytest.raises(ValueError, match="`n_requests` must be an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="replay_command: `n_requests` must be a whole number >= 0, got -1"):
         sg.replay_command("vllm", "x.jsonl", n_requests=-1)
 
 

@@ -115,6 +115,7 @@ def test_fit_from_a_parquet_dataset_equals_in_memory(cluster, dataset):
     )
 
 
+@pytest.mark.slow
 def test_fit_from_a_dask_dataframe_with_hive_partitions_and_length_windows(cluster, dataset, tmp_path):
     _, df = dataset
     df = df.assign(day=(df["timestamp"] // 1200).astype(np.int64))  # hive-partitioned by `day`
@@ -133,6 +134,7 @@ def test_fit_from_a_dask_dataframe_with_hive_partitions_and_length_windows(clust
     assert got.clients == want.clients  # Piecewise length models included
 
 
+@pytest.mark.slow
 def test_resorted_and_dequantize_and_bad_input(cluster, dataset, tmp_path):
     root, df = dataset
     df = df[df["client"] < 8]  # small enough to travel inside the task graph
@@ -181,6 +183,7 @@ def _conversation_trace() -> pd.DataFrame:
     ("links", "drop"),
     [("session", ["parent"]), ("parent rows", ["session"]), ("hash_ids", ["session", "parent"])],
 )
+@pytest.mark.slow
 def test_conversations_from_a_parquet_dataset_equal_in_memory(cluster, tmp_path, links, drop):
     """Files cut through clients and conversations; ``parent`` values are rows of the whole
     dataset; with hash_ids alone the turns and the block size are inferred."""
@@ -213,6 +216,7 @@ def test_conversations_from_a_parquet_dataset_equal_in_memory(cluster, tmp_path,
         assert got.info[key] == want.info[key], key
 
 
+@pytest.mark.slow
 def test_conversation_columns_bad_input(cluster, tmp_path):
     df = _conversation_trace()
     df.drop(columns="session").assign(parent=10**6).to_parquet(tmp_path / "bad.parquet", index=False)
@@ -259,6 +263,7 @@ def _in_order(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("kind", ["sessions_multimodal", "pool"])
+@pytest.mark.slow
 def test_to_dask_compute_equals_sample(cluster, kind):
     if kind == "pool":
         # a view as long as the sample (sampling past a view's end is refused)
@@ -281,6 +286,7 @@ def test_to_dask_compute_equals_sample(cluster, kind):
             pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
 
 
+@pytest.mark.slow
 def test_to_dask_time_ranges_equal_sample(cluster):
     """Client groups x 20-minute ranges: each range starts from the arrival state (renewal
     offsets of bursty and regular processes) the earlier windows leave."""
@@ -322,6 +328,7 @@ def test_to_dask_time_ranges_equal_sample(cluster):
         wl.sample(1200, rng=7, start=1200)
 
 
+@pytest.mark.slow
 def test_write_dataset_matches_single_process_and_cleans_up(tmp_path):
     wl = _workload()
     out = write_dataset(wl, 5400, tmp_path / "ds", rng=5, partitions=2)

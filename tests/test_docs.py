@@ -46,6 +46,7 @@ EXAMPLES = [p for p in PAGES if _blocks(p)]
 
 
 @pytest.mark.parametrize("page", EXAMPLES, ids=[str(p.relative_to(DOCS)) for p in EXAMPLES])
+@pytest.mark.slow
 def test_page_examples_run(page, tmp_path, monkeypatch, capsys):
     blocks = _blocks(page)
     monkeypatch.chdir(tmp_path)
@@ -112,6 +113,7 @@ def test_every_page_is_in_a_toctree():
     not all(importlib.util.find_spec(m) for m in SPHINX),
     reason="the docs extra (sphinx, numpydoc, pydata-sphinx-theme, myst-parser) is not installed",
 )
+@pytest.mark.slow
 def test_sphinx_build_has_no_warnings(tmp_path):
     # Build from a copy: autosummary writes its stub pages into the source tree.
     src = tmp_path / "src"

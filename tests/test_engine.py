@@ -160,6 +160,7 @@ def test_engine_samples_plain_clients_like_the_workload():
     assert sg.Requests.concat(parts).equals(direct)
 
 
+@pytest.mark.slow
 def test_a_pool_spec_loads_before_anything_imported_the_pools():
     # `import servegen` is lazy: Workload.from_dict resolves {"kind": "pool"} through the
     # model registry, which must find the pools' builder without their module loaded yet.

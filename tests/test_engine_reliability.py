@@ -206,6 +206,7 @@ def test_a_replay_that_runs_out_under_a_rate_target_is_refused():
 
 
 # -- item 7: a rate target over turns with an infinite mean ---------------------------------
+@pytest.mark.slow
 def test_a_rate_target_over_infinite_mean_turns_is_refused():
     s = sg.Session(turns=sg.Pareto(alpha=0.8, xmin=1), think_time=10, new_tokens=50)
     c = sg.Client(arrival=sg.Poisson(rate=1), input_tokens=3, output_tokens=4, session=s)

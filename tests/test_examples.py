@@ -35,6 +35,7 @@ def test_there_are_examples():
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+@pytest.mark.slow
 def test_script_runs(script, tmp_path):
     proc = _run(script.read_text(), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -56,6 +57,7 @@ def _code_cells(notebook: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.slow
 def test_notebook_runs(notebook, tmp_path):
     cells = _code_cells(notebook)
     assert cells

@@ -198,6 +198,7 @@ def test_fit_gamma_round_trip_regenerates_burstiness(gamma_trace):
     assert abs(cmp["dispersion_60s"]["ratio"] - 1) < 0.3
 
 
+@pytest.mark.slow
 def test_pareto_lognormal_lengths_recovered():
     mix = sg.Mixture([sg.Pareto(alpha=1.5, xmin=2000), sg.LogNormal(mu=6.5, sigma=0.7)], weights=[0.3, 0.7])
     trace = one_client(sg.Poisson(rate=10), input_tokens=mix, output_tokens=sg.Exponential(mean=300), seed=3)
@@ -450,7 +451,7 @@ BAD = [
     (lambda: characterize(T, laws=()), ValueError, r"`laws` must name at least one law"),
     (lambda: fit(T, rate_window=70), ValueError, r"`rate_window` must divide `window` \(600\.0\) .*got 70"),
     (lambda: fit(T, criterion="hqc"), ValueError, r"`criterion` must be one of 'aic', 'bic', got 'hqc'"),
-    (lambda: fit(T, max_points=1), ValueError, r"`max_points` must be an integer >= 2, got 1"),
+    (lambda: fit(T, max_points=1), ValueError, r"`max_points` must be a whole number >= 2, got 1"),
     (lambda: fit(T.assign(timestamp=0.0)), ValueError, r"all timestamps are 0"),
     (
         lambda: fit(T.assign(client=[1, None, 2]), client="client"),

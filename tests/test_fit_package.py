@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from servegen.fit import ARRIVAL_LAWS
 
 
+@pytest.mark.slow
 def test_public_names_unchanged_after_importing_the_submodules():
     code = (
         "import servegen as sg\n"

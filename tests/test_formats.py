@@ -252,6 +252,7 @@ def test_aiperf_sessions_span_chunks(tmp_path: Path) -> None:
     assert out.read_text() == (DATA / "rich.aiperf.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_large_write_spans_encoding_batches(tmp_path: Path) -> None:
     n = 300_000  # more rows than one encoding batch (2**18)
     t = np.arange(n) * 0.01

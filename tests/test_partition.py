@@ -43,6 +43,7 @@ def workload():
 
 @settings(max_examples=10, deadline=None)
 @given(groups=st.lists(st.integers(0, 2), min_size=4, max_size=4), seed=st.integers(0, 1000))
+@pytest.mark.slow
 def test_groups_merge_to_the_full_sample(groups, seed):
     wl = workload()
     keys = list(wl.clients)
@@ -60,6 +61,7 @@ def _part(args):
     return wl.sample(1800, rng=11, clients=keys)
 
 
+@pytest.mark.slow
 def test_groups_in_separate_processes():
     wl = workload()
     # spawn: fresh interpreters, as on other machines (and no fork of a threaded process)

@@ -134,6 +134,7 @@ def test_bad_inputs():
         plot.iat_cdf(pd.DataFrame({"timestamp": [0.0], "input_tokens": [1], "output_tokens": [1]}))
 
 
+@pytest.mark.slow
 def test_overview_and_atomic_save(reqs, tmp_path):
     fig = plot.overview(reqs)
     assert len(fig.axes) == 4

@@ -60,6 +60,7 @@ def test_span_beyond_data_is_an_error_unless_wrapped():
     assert wrapped.aggregate_rate().tolist() == same.aggregate_rate().tolist()
 
 
+@pytest.mark.slow
 def test_native_rates_are_honoured_and_zero_windows_empty(large):
     view = large.span(18 * 3600, 20 * 3600)
     r = sg.Workload(view).sample(7200, rng=1)
@@ -212,6 +213,7 @@ def test_pool_workload_json_round_trip(large):
     assert sg.Workload.from_json(filtered.to_json()).sample(1200, rng=0).equals(filtered.sample(1200, rng=0))
 
 
+@pytest.mark.slow
 def test_release_reader_matches_embedded(release_zip):
     exact = sg.read_release(release_zip.path, "multimodal/mm-image")  # or its stand-in, whole
     embedded = sg.load_pool("multimodal/mm-image")

@@ -141,6 +141,7 @@ def test_pmf_accessor():
         p.pmf(0, 0, "image_tokens")
 
 
+@pytest.mark.slow
 def test_imputed_clients_are_the_missing_files(release_zip, release):
     # the real release's list, or the stand-in's (tests/_synthetic.py), both beside the zip
     missing = (release_zip.path.parent / "ServeGen-main.MISSING.txt").read_text().split()
@@ -168,6 +169,7 @@ def release(release_zip) -> dict[str, RawPool]:
     return {name: read_pool(release_zip.path, name) for name in POOLS}
 
 
+@pytest.mark.slow  # the release fixture parses the whole upstream zip (~10 s of CPU)
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_arrivals_equal_release_as_float32(release, name):
     raw, p = release[name], load_profile(name)
@@ -179,6 +181,7 @@ def test_arrivals_equal_release_as_float32(release, name):
     assert np.array_equal(p.imputed, ~raw.has_dataset)
 
 
+@pytest.mark.slow  # the release fixture parses the whole upstream zip (~10 s of CPU)
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_length_pmfs_close_to_release(release, name):
     """Every client-window-field PMF: KS <= 0.01, mean within 1 %, p50 5 %, p99 3 % of the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ clients = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     cl=st.lists(clients, min_size=1, max_size=4),
@@ -59,6 +61,7 @@ def test_stream_invariants(cl, duration, seed):
         np.testing.assert_array_equal(alone.output_tokens, r.output_tokens[r.client == i])
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(cl=st.lists(clients, min_size=1, max_size=3), chunk=st.floats(5.0, 3000.0), seed=st.integers(0, 1000))
 def test_chunking_changes_nothing(cl, chunk, seed):

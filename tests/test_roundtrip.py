@@ -344,6 +344,7 @@ def _canonical(x: object) -> list:
     block=None,
     seed=999999999,
 )
+@pytest.mark.slow
 def test_every_format_round_trips_what_it_carries(
     tmp_path: Path, keyed: dict, block: int | None, seed: int
 ) -> None:

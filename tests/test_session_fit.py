@@ -82,6 +82,7 @@ def test_fit_sessions_errors(frame, pattern):
         sg.fit_sessions(pd.DataFrame(frame), block_size=512)
 
 
+@pytest.mark.slow
 def test_fit_with_sessions_option(conversation_trace):
     trace = sg.read_trace(conversation_trace.path, format="mooncake")
     wl = sg.fit(trace, sessions=True)
@@ -100,6 +101,7 @@ def test_fit_with_sessions_option(conversation_trace):
         sg.fit(bare, sessions=True)
 
 
+@pytest.mark.slow
 def test_cli_fit_sessions_then_generate(conversation_trace, tmp_path, capsys):
     from servegen.cli import main
 
@@ -128,6 +130,7 @@ def test_cli_fit_sessions_then_generate(conversation_trace, tmp_path, capsys):
     assert prefix_hit_rate(synthetic) > 0.2  # prefixes and sessions are shared again
 
 
+@pytest.mark.slow
 def test_parent_rows_of_a_multi_client_trace_in_any_row_order():
     """``parent`` holds rows of the whole trace: split by client (and sorted by time) they
     are remapped (was an IndexError), so they link the same turns as the ``session`` column."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,44 @@ def test_lru_capacity_message():
         ValueError, match=r"lru_hit_rate: `capacity` must be a whole number of blocks >= 1, got 1.0"
     ):
         lru_hit_rate(None, 1.0)
+
+
+# Every whole-number argument goes through check_whole: one rule (numpy integers count,
+# bool and 2.0 do not) and one message. Before, five modules each had a copy, three
+# saying "an integer" and one refusing numpy integers (replay_command's `n_requests`).
+def _whole_callers():
+    from servegen._checks import check_workers
+    from servegen.dask_sample import client_groups
+    from servegen.fit.common import check_count
+    from servegen.formats._context import check_max_tokens
+
+    client = sg.Client(arrival=sg.Poisson(rate=1.0), input_tokens=10, output_tokens=5)
+    return [
+        (lambda v: check_count(v, "max_points", 2), 2, "`max_points` must be a whole number >= 2"),
+        (
+            lambda v: check_max_tokens(v, "vidur"),
+            2,
+            "vidur: `max_tokens` must be a whole number >= 2 or None",
+        ),
+        (check_workers, 1, "`workers` must be a whole number >= 1"),
+        (lambda v: client_groups(["a", "b"], v), 1, "`partitions` must be a whole number >= 1"),
+        (
+            lambda v: sg.Workload({"a": client}, block_size=v).block_size,
+            1,
+            "Workload: `block_size` must be a whole number of tokens >= 1 or None",
+        ),
+        (
+            lambda v: sg.replay_command("vllm", "x.jsonl", n_requests=v),
+            0,
+            "replay_command: `n_requests` must be a whole number >= 0",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_whole_number_arguments_share_one_check(case):
+    call, low, text = _whole_callers()[case]
+    call(np.int64(low + 3))  # numpy integers are whole numbers everywhere
+    for bad in (low - 1, True, float(low + 1)):
+        with pytest.raises(ValueError, match="^" + re.escape(f"{text}, got {bad!r}") + "$"):
+            call(bad)

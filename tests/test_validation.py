@@ -296,9 +296,7 @@ def test_largest_multimodal_request_does_not_wrap():
 
 
 def test_zipf_table_size_is_bounded():
-    with pytest.raises(
-        ValueError, match=r"Zipf[\s\S]*n[\s\S]*less than or equal to 16777216[\s\S]*10000000000"
-    ):
+    with pytest.raises(ValueError, match=r"^Zipf: `n` must be <= 16777216, got 10000000000$"):
         sg.Zipf(s=1.0, n=10**10)  # accepted before; its first sample tried to allocate 80 GB
 
 
@@ -374,11 +372,11 @@ NESTED = [
         lambda: sg.parse_model(
             {"kind": "mixture", "components": [{"kind": "lognormal", "mu": 1, "sigma": 0}], "weights": [1]}
         ),
-        r"LogNormal: `sigma` input should be greater than 0, got 0",
+        r"LogNormal: `sigma` must be > 0, got 0",
     ),
     (
         lambda: sg.Mixture(components=[{"kind": "lognormal", "mu": 1, "sigma": 0}], weights=[1]),
-        r"LogNormal: `sigma` input should be greater than 0, got 0",
+        r"LogNormal: `sigma` must be > 0, got 0",
     ),
     (
         lambda: sg.parse_model(
@@ -389,7 +387,7 @@ NESTED = [
                 "output_tokens": 1,
             }
         ),
-        r"Client: `arrival`: Gamma: `cv` input should be a finite number, got nan",
+        r"Client: `arrival`: Gamma: `cv` must be a finite number, got nan",
     ),
     (
         lambda: sg.Client(
@@ -397,11 +395,11 @@ NESTED = [
             input_tokens={"kind": "pareto", "alpha": -1, "xmin": 1},
             output_tokens=1,
         ),
-        r"Pareto: `alpha` input should be greater than 0, got -1",
+        r"Pareto: `alpha` must be > 0, got -1",
     ),
     (
         lambda: sg.parse_model({"kind": "gamma", "rate": 1, "cv": 2, "extra": 1}),
-        r"Gamma: `extra` extra inputs are not permitted, got 1",
+        r"Gamma: `extra` is not a field \(its fields: rate, cv\), got 1",
     ),
     (
         lambda: sg.parse_model({"kind": "mixture", "components": [1], "weights": [math.nan]}),

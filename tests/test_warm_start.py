@@ -129,6 +129,7 @@ def recorded(block_size=64):
     return sg.Workload([chat(arrival=sg.Poisson(rate=1.0))], block_size=block_size).sample(3600, rng=7)
 
 
+@pytest.mark.slow
 def test_fit_models_conversations_by_default():
     trace = recorded().to_pandas()
     wl = sg.fit(trace[["timestamp", "input_tokens", "output_tokens", "hash_ids"]])
@@ -187,6 +188,7 @@ def test_session_column_links_win_over_chat_id_parents():
     assert wl.info["sessions"] and wl.block_size is None  # no hash_ids to regenerate
 
 
+@pytest.mark.slow
 def test_cli_fit_sessions_by_default(tmp_path):
     from servegen.cli import main
 

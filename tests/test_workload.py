@@ -71,6 +71,7 @@ def test_adding_a_client_leaves_others_unchanged():
     chunk=st.floats(min_value=37.0, max_value=5000.0),
     duration=st.floats(min_value=100.0, max_value=4000.0),
 )
+@pytest.mark.slow
 def test_chunks_concatenate_to_sample(chunk, duration):
     wl = sg.Workload(make_clients(), rate={0: 20.0, 1000: 60.0})
     full = wl.sample(duration, rng=2)

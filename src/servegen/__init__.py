@@ -47,6 +47,7 @@ _LAZY = {
     "Replay": ".arrivals",
     "Requests": ".requests",
     "STREAM_WINDOW": ".workload",
+    "SeedLike": "._rng",
     "Session": ".sessions",
     "SharedPrefix": ".sessions",
     "Uniform": ".distributions",
@@ -100,6 +101,7 @@ __all__ = [
     "Reasoning",
     "Replay",
     "Requests",
+    "SeedLike",
     "Session",
     "SharedPrefix",
     "Uniform",
@@ -158,6 +160,7 @@ _sys.modules[__name__].__class__ = _Package
 
 if _TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from ._base import parse_model
+    from ._rng import SeedLike
     from .arrivals import (
         ArrivalProcess,
         ArrivalSchedule,

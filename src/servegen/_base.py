@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, ValidationInfo
+
+from ._validate import describe_pydantic, model_error
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 __all__ = [
     "FloatArray",
@@ -68,9 +73,40 @@ FloatArray = Annotated[
 
 
 class Frozen(BaseModel):
-    """Immutable, strictly validated description; equality compares array fields by value."""
+    """Immutable, strictly validated description; equality compares array fields by value.
+
+    pydantic's ``ValidationError`` never leaves a model: building, validating or assigning
+    to one raises :class:`~servegen._validate.ModelError` (a ``ValueError``; also a
+    ``TypeError`` when an argument has the wrong type) worded in the project's template.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise model_error(e, _field_names(type(self))) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as e:
+            raise model_error(e, _field_names(cls)) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as e:
+            raise model_error(e, _field_names(cls)) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:  # frozen: say how to get a changed copy
+            raise model_error(e) from None
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -120,6 +156,11 @@ class Frozen(BaseModel):
         return repr(self)
 
 
+def _field_names(cls: type[BaseModel]) -> list[str]:
+    """The names a spec uses for the fields of ``cls`` (aliases: ``mean``, not ``mean_``)."""
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
 def registered_kinds() -> list[str]:
     """The ``kind`` names that :func:`parse_model` understands."""
     return sorted(_REGISTRY)
@@ -152,31 +193,21 @@ def parse_model(data: Any) -> Any:
         return _BUILDERS[kind](data)
     if kind not in _REGISTRY:
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(registered_kinds())}")
+    # A Frozen model re-words its own errors (naming itself, not the model whose
+    # validator parses this spec); a plain pydantic model's are re-worded here.
     try:
         return _REGISTRY[kind].model_validate(data)
     except ValidationError as e:
-        # Raised inside an enclosing model's validator, pydantic's own text would be
-        # re-titled with the *enclosing* model ("validation error for Mixture / sigma"),
-        # losing which model the field belongs to: name it here, in the project's form.
-        raise ValueError(describe_error(e)) from None
+        raise model_error(e, _field_names(_REGISTRY[kind])) from None
 
 
 def describe_error(e: ValidationError) -> str:
-    """One line per error of ``e``: ``Model: `field` rule, got value``.
+    """The errors of ``e`` in the project's template (:func:`servegen._validate.describe_pydantic`).
 
     >>> try:
     ...     parse_model({"kind": "lognormal", "mu": 1, "sigma": 0})
     ... except ValueError as e:
     ...     print(e)
-    LogNormal: `sigma` input should be greater than 0, got 0
+    LogNormal: `sigma` must be > 0, got 0
     """
-    lines = []
-    for err in e.errors(include_url=False):
-        loc = ".".join(map(str, err["loc"]))
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "value_error":  # our own validators' text already names it all
-            lines.append(f"{e.title}: `{loc}`: {msg}" if loc and not msg.startswith(f"{e.title}:") else msg)
-        else:
-            rule = msg[:1].lower() + msg[1:]
-            lines.append(f"{e.title}: `{loc}` {rule}, got {err['input']!r}")
-    return "; ".join(lines)
+    return describe_pydantic(e)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import check_whole
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_DURATION",
@@ -58,9 +60,7 @@ def check_workers(workers: Any) -> int:
     """Threads for merging: ``None`` means 2 on a multi-core machine, else 1."""
     if workers is None:
         return 2 if (os.cpu_count() or 1) > 1 else 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"`workers` must be a whole number >= 1, got {workers!r}")
-    return int(workers)
+    return check_whole(workers, "workers", low=1)
 
 
 def check_rate(rate: Any) -> Any:

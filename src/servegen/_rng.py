@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 __all__ = ["PURPOSES", "SeedLike", "WindowStreams", "generator", "key_hash", "root_seed", "stream"]
 
-SeedLike = Any  # None | int | np.random.SeedSequence | np.random.Generator
+#: What every public ``rng=`` accepts: ``None`` (fresh OS entropy), a seed ``int >= 0``,
+#: a ``numpy.random.SeedSequence``, or a ``numpy.random.Generator`` (asked once for a seed).
+SeedLike: TypeAlias = int | np.integer[Any] | np.random.SeedSequence | np.random.Generator | None
 
 #: Purposes of a leaf: a client's requests in one window (:class:`WindowStreams`, one
 #: stream per purpose below), a client's shared-prefix lengths (once per run, window 0),

@@ -71,8 +71,11 @@ class ArrivalProcess(Frozen):
 
     @property
     def mean_rate(self) -> float:
-        """Long-run requests per second."""
-        return float(self.rate)
+        """Long-run requests per second (the ``rate`` field of the renewal processes)."""
+        rate = getattr(self, "rate", None)
+        if rate is None:  # pragma: no cover - every built-in process has `rate` or overrides this
+            raise NotImplementedError(f"{type(self).__name__} must define `mean_rate`")
+        return float(rate)
 
     def _pieces(self) -> Pieces:  # pragma: no cover
         raise NotImplementedError
@@ -322,10 +325,10 @@ class ArrivalSchedule(ArrivalProcess):
         fam = self.family_codes
         for code in np.unique(fam[fam != OBJECT]).tolist():  # each law's own CV rule
             row = law_by_code(code)
-            bad = row.bad_cv(self.cvs[fam == code])
-            if bad is not None:
+            bad_cv = row.bad_cv(self.cvs[fam == code])
+            if bad_cv is not None:
                 rule = f"{row.cv_rule} for {row.name} pieces"
-                raise ValueError(f"ArrivalSchedule: `cvs` must be {rule}, got {bad!r}")
+                raise ValueError(f"ArrivalSchedule: `cvs` must be {rule}, got {bad_cv!r}")
         return self
 
     @cached_property

@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 from scipy import optimize, special, stats
 
 from ._base import Frozen
 from .distributions import Constant, Distribution, Empirical, Zipf, as_distribution
-from .piecewise import Piecewise
+from .piecewise import Piecewise, ValueLike
 
 __all__ = ["MAX_ITEMS", "MODALITIES", "Modality", "Multimodal", "RankCorrelation", "Reasoning"]
 
@@ -90,18 +90,18 @@ class Modality(Frozen):
     """
 
     kind: Literal["modality"] = "modality"
-    count: Any
-    tokens: Any
+    count: SerializeAsAny[ValueLike]
+    tokens: SerializeAsAny[ValueLike]
 
-    @field_validator("count", mode="before")
+    @field_validator("count", mode="plain")
     @classmethod
-    def _coerce_count(cls, v: Any) -> Any:
+    def _coerce_count(cls, v: Any) -> ValueLike:
         why = " (at most MAX_ITEMS items per request, so that token totals fit in int64)"
         return value_field(v, "Modality", "count", high=MAX_ITEMS, why=why)
 
-    @field_validator("tokens", mode="before")
+    @field_validator("tokens", mode="plain")
     @classmethod
-    def _coerce_tokens(cls, v: Any) -> Any:
+    def _coerce_tokens(cls, v: Any) -> ValueLike:
         return value_field(v, "Modality", "tokens")
 
 
@@ -143,17 +143,17 @@ class Reasoning(Frozen):
     """
 
     kind: Literal["reasoning"] = "reasoning"
-    ratio: Any = None
-    tokens: Any = None
+    ratio: SerializeAsAny[ValueLike | None] = None
+    tokens: SerializeAsAny[ValueLike | None] = None
 
-    @field_validator("ratio", mode="before")
+    @field_validator("ratio", mode="plain")
     @classmethod
-    def _coerce_ratio(cls, v: Any) -> Any:
+    def _coerce_ratio(cls, v: Any) -> ValueLike | None:
         return None if v is None else value_field(v, "Reasoning", "ratio", high=1.0)
 
-    @field_validator("tokens", mode="before")
+    @field_validator("tokens", mode="plain")
     @classmethod
-    def _coerce_tokens(cls, v: Any) -> Any:
+    def _coerce_tokens(cls, v: Any) -> ValueLike | None:
         return None if v is None else value_field(v, "Reasoning", "tokens")
 
     @model_validator(mode="after")

@@ -32,7 +32,7 @@ import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main", "parse_time"]
 
@@ -101,7 +101,7 @@ def _human(seconds: float) -> str:
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (argparse prints the whole usage block)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

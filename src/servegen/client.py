@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import field_validator, model_validator
+from pydantic import SerializeAsAny, ValidationInfo, field_validator, model_validator
 
 from . import _rng
 from ._base import Frozen, parse_model
@@ -26,7 +26,7 @@ from .attributes import Multimodal, RankCorrelation, Reasoning
 from .distributions import Distribution, Empirical, ValueModel, as_distribution
 from .engine import plan as engine
 from .engine.kernels import Pieces
-from .piecewise import Piecewise
+from .piecewise import ArrivalLike, Piecewise, ValueLike
 from .requests import Ragged, Requests
 from .sessions import BlockIds, Session, SharedPrefix, client_turns
 from .warm_start import warm_starts
@@ -70,18 +70,20 @@ class Client(Frozen):
     """
 
     kind: Literal["client"] = "client"
-    arrival: Any
-    input_tokens: Any
-    output_tokens: Any
+    # The validators below replace pydantic's type check ("plain"), which cannot test a
+    # Protocol; SerializeAsAny dumps each model with its own fields (and `kind`).
+    arrival: SerializeAsAny[ArrivalLike]
+    input_tokens: SerializeAsAny[ValueLike]
+    output_tokens: SerializeAsAny[ValueLike]
     multimodal: Multimodal | None = None
     reasoning: Reasoning | None = None
     dependence: RankCorrelation | None = None
     session: Session | None = None
     prefix: SharedPrefix | None = None
 
-    @field_validator("arrival", mode="before")
+    @field_validator("arrival", mode="plain")
     @classmethod
-    def _coerce_arrival(cls, v: Any) -> Any:
+    def _coerce_arrival(cls, v: Any) -> ArrivalLike:
         if isinstance(v, dict):
             v = parse_model(v)
         if isinstance(v, Piecewise):
@@ -94,11 +96,11 @@ class Client(Frozen):
             return v
         raise TypeError(f"Client: `arrival` must be an arrival process, got {v!r}")
 
-    @field_validator("input_tokens", "output_tokens", mode="before")
+    @field_validator("input_tokens", "output_tokens", mode="plain")
     @classmethod
-    def _coerce_value(cls, v: Any, info: Any) -> Any:
+    def _coerce_value(cls, v: Any, info: ValidationInfo) -> ValueLike:
         v = as_distribution(v)
-        _check_value_model(v, info.field_name)
+        _check_value_model(v, info.field_name or "value")
         return v
 
     @model_validator(mode="after")
@@ -242,13 +244,16 @@ class Client(Frozen):
         _fill_defaults(cols, rag, n, flat or {}, ragged or {})
         return cols, rag
 
-    def sample(self, duration: float, *, rng: Any = None) -> Requests:
+    def sample(self, duration: float, *, rng: _rng.SeedLike = None) -> Requests:
         """This client's requests in [0, ``duration``): ``Workload([self]).sample(duration, rng=rng)``."""
         return engine.sample({0: self}, check_duration(duration), _rng.root_seed(rng))
 
     # -- hooks of the sampling engine (servegen.engine.plan.ClientLike) ------------------
     def turns(
-        self, starts: NDArray[np.float64], rng: Any, *args: Any
+        self,
+        starts: NDArray[np.float64],
+        rng: np.random.Generator | Callable[[str], np.random.Generator],
+        *args: Any,
     ) -> tuple[NDArray[np.float64], dict[str, NDArray[Any]], dict[str, Ragged]]:
         """Turn rows of sessions starting at ``starts`` (``servegen.sessions.client_turns``)."""
         return client_turns(self, starts, rng, *args)

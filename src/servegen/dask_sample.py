@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._validate import check_whole
 from .engine.merge import merge
 from .requests import Requests, read_parquet
 
@@ -48,9 +49,7 @@ def client_groups(keys: Sequence[Hashable], partitions: int, weights: Any = None
     >>> client_groups(["a", "b", "c", "d"], 2, weights=[5, 3, 1, 1])
     [['a'], ['b', 'c', 'd']]
     """
-    if isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer)) or partitions < 1:
-        raise ValueError(f"`partitions` must be an integer >= 1, got {partitions!r}")
-    n = min(int(partitions), len(keys))
+    n = min(check_whole(partitions, "partitions", low=1), len(keys))
     w = np.ones(len(keys)) if weights is None else np.asarray(weights, dtype=np.float64)
     w = np.where(np.isfinite(w) & (w >= 0), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
     load = np.zeros(n)
@@ -307,12 +306,9 @@ def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterato
         with Client(scheduler) as client:
             yield client
         return
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"`workers` must be an integer >= 1, got {workers!r}")
+    n_workers = check_whole(workers, "workers", low=1)
     with (
-        LocalCluster(
-            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as lc,
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
         Client(lc) as client,
     ):
         yield client

@@ -190,7 +190,9 @@ class Exponential(_Scipy):
     kind: Literal["exponential"] = "exponential"
     mean_: float = Field(gt=0, alias="mean")
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    # Built and dumped by the alias only: with populate_by_name, pydantic's mypy plugin
+    # would type the constructor as Exponential(mean_=...), rejecting the documented call.
+    model_config = ConfigDict(serialize_by_alias=True)
 
     @cached_property
     def _frozen(self) -> Any:

@@ -35,7 +35,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from servegen._rng import generator
+from servegen._rng import SeedLike, generator
 from servegen.cache import lru_hit_rate, prefix_hit_rate
 
 from .clock import Quantization, check_seconds, clock_resolution, dequantize, sorted_times
@@ -321,7 +321,7 @@ def compare(
     *,
     names: tuple[str, str] = ("a", "b"),
     dequantize: bool | None = None,
-    rng: Any = 0,
+    rng: SeedLike = 0,
 ) -> Comparison:
     """Compare two request streams: rates, burstiness, lengths, correlation, client shares.
 

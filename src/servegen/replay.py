@@ -40,6 +40,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._validate import check_whole
+
 __all__ = ["REPLAY_FORMATS", "replay_command"]
 
 #: Formats that :func:`replay_command` knows a replay command for.
@@ -96,8 +98,7 @@ def replay_command(
     >>> replay_command("parquet", "x.parquet", n_requests=5) is None
     True
     """
-    if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 0:
-        raise ValueError(f"replay_command: `n_requests` must be an integer >= 0, got {n_requests!r}")
+    check_whole(n_requests, "n_requests", owner="replay_command")
     if format not in REPLAY_FORMATS:
         return None
     p = str(path)

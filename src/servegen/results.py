@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +274,7 @@ def _sent_frame(sent: Any) -> pd.DataFrame:
     if isinstance(sent, Requests):
         cols = {c: sent[c] for c in sent.columns if not isinstance(sent[c], Ragged) and c != "client"}
         df = pd.DataFrame(cols)
-        df.insert(1, "client", pd.Categorical(sent.client_keys))
+        df.insert(1, "client", pd.Series(pd.Categorical(sent.client_keys), index=df.index))
         return df
     if isinstance(sent, pd.DataFrame):
         keep = [c for c in sent.columns if not (sent[c].dtype == object and _is_list(sent[c]))]
@@ -313,7 +313,8 @@ def _aiperf_order(keys: pd.DataFrame, sent: pd.DataFrame, by_time: np.ndarray) -
     if "session" in sent.columns:
         s = sent["session"]
         member = (s.notna() & (pd.to_numeric(s, errors="coerce").fillna(0) >= 0)).to_numpy()
-        label = np.where(member, s.astype(str).str.replace(r"\.0$", "", regex=True), None)
+        label = s.astype(str).str.replace(r"\.0$", "", regex=True).to_numpy(dtype=object)
+        label[~member] = None  # rows outside a session carry no label
     else:
         member = np.zeros(n, dtype=bool)
         label = np.full(n, None, dtype=object)
@@ -409,11 +410,11 @@ def slo_table(
         row: dict[str, float] = {"requests": len(g), "ok": g["ok"].mean()}
         for key in _METRICS:
             for p in q:
-                row[f"{key}_p{p:g}"] = g[key].quantile(p / 100) if g[key].notna().any() else np.nan
+                row[f"{key}_p{p:g}"] = float(g[key].quantile(p / 100)) if g[key].notna().any() else np.nan
         row.update({c: g[c].mean() for c in g.columns if c.startswith("attain_")})
         return row
 
-    rows = {}
+    rows: dict[Hashable, dict[str, float]] = {}
     if by is not None:
         for name, g in frame.groupby(results[by].to_numpy(), sort=True):
             rows[name] = summary(g)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ._rng import generator
+from ._rng import SeedLike, generator
 from .arrivals import ArrivalSchedule, Gamma, Poisson
 from .client import Client
 from .clock import clock_resolution, dequantize
@@ -235,7 +235,7 @@ def _local_parents(parent: Any, ids: NDArray[np.int64]) -> NDArray[np.int64]:
     turn a session start: a conversation stays with one client in the model.
     """
     p = np.asarray(parent, dtype=np.int64)
-    pos = pd.Index(ids).get_indexer(p)  # -1: not a row of this client
+    pos = pd.Index(ids).get_indexer(pd.Index(p))  # -1: not a row of this client
     pos[p < 0] = -1
     late = np.flatnonzero(pos >= np.arange(p.size))
     if late.size:
@@ -284,7 +284,7 @@ def fit_sessions(
     *,
     block_size: int | None,
     response_rate: float = 50.0,
-    rng: Any = 0,
+    rng: SeedLike = 0,
 ) -> Client:
     """A :class:`~servegen.Client` with sessions and shared prefixes fitted to ``trace``.
 
@@ -305,7 +305,7 @@ def fit_sessions(
         starts = np.sort(dequantize(starts, clock.resolution, rng=gen))
     gaps = np.diff(starts)
     cv = float(gaps.std() / gaps.mean()) if gaps.size > 2 and gaps.mean() > 0 else 1.0
-    rate = client.arrival.mean_rate
+    rate = client.mean_rate
     arrival = Poisson(rate=rate) if abs(cv - 1) < 0.05 else Gamma(rate=rate, cv=max(cv, 0.05))
     return client.model_copy(update={"arrival": arrival})
 

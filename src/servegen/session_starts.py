@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._rng import generator
+from ._rng import SeedLike, generator
 from .arrivals import ArrivalSchedule
 from .workload import Workload
 
@@ -63,7 +63,7 @@ def _cluster_noise(session: NDArray[np.int64], bins: NDArray[np.int64], n: int) 
 
 
 def _continuations(
-    client: Any, rates: NDArray[np.float64], total: ArrivalSchedule, end: float, window: float, rng: Any
+    client: Any, rates: NDArray[np.float64], total: ArrivalSchedule, end: float, window: float, rng: SeedLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Expected rate of later turns per piece of ``total`` when starts follow ``rates``,
     and the count variance one stream's sessions make per piece and per ``window``."""
@@ -141,7 +141,7 @@ def starts_schedule(
     end: float,
     *,
     start_share: float,
-    rng: Any,
+    rng: SeedLike,
     window: float | None = None,
     shrink: float | None = None,
 ) -> ArrivalSchedule:

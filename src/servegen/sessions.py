@@ -42,11 +42,12 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
 
 from ._base import Frozen
 from .attributes import value_field
 from .distributions import Constant, Distribution, Empirical, Zipf
+from .piecewise import ValueLike
 from .requests import Ragged
 
 __all__ = ["Session", "SharedPrefix"]
@@ -81,22 +82,22 @@ class Session(Frozen):
     """
 
     kind: Literal["session"] = "session"
-    turns: Any
-    think_time: Any
-    new_tokens: Any
+    turns: SerializeAsAny[Distribution]  # `_check`: not a Piecewise, not a user's object
+    think_time: SerializeAsAny[ValueLike]
+    new_tokens: SerializeAsAny[ValueLike]
     response_rate: float = Field(default=50.0, gt=0)
     context_limit: int | None = Field(default=None, gt=0)
     warm_start: bool = True
 
-    @field_validator("turns", mode="before")
+    @field_validator("turns", mode="plain")
     @classmethod
-    def _coerce_turns(cls, v: Any) -> Any:
+    def _coerce_turns(cls, v: Any) -> Any:  # checked to be a Distribution by `_check`
         return value_field(v, "Session", "turns", low=1.0)
 
-    @field_validator("think_time", "new_tokens", mode="before")
+    @field_validator("think_time", "new_tokens", mode="plain")
     @classmethod
-    def _coerce(cls, v: Any, info: Any) -> Any:
-        return value_field(v, "Session", info.field_name)
+    def _coerce(cls, v: Any, info: ValidationInfo) -> ValueLike:
+        return value_field(v, "Session", info.field_name or "value")
 
     @model_validator(mode="after")
     def _check(self) -> Session:
@@ -149,13 +150,13 @@ class SharedPrefix(Frozen):
 
     kind: Literal["shared_prefix"] = "shared_prefix"
     groups: int = Field(ge=1)
-    popularity: Any
-    tokens: Any
+    popularity: SerializeAsAny[Distribution]  # `_check`: not a Piecewise, not a user's object
+    tokens: SerializeAsAny[Distribution]
 
-    @field_validator("popularity", "tokens", mode="before")
+    @field_validator("popularity", "tokens", mode="plain")
     @classmethod
-    def _coerce(cls, v: Any, info: Any) -> Any:
-        return value_field(v, "SharedPrefix", info.field_name)
+    def _coerce(cls, v: Any, info: ValidationInfo) -> Any:  # checked to be a Distribution by `_check`
+        return value_field(v, "SharedPrefix", info.field_name or "value")
 
     @model_validator(mode="after")
     def _check(self) -> SharedPrefix:

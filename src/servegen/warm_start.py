@@ -95,8 +95,9 @@ def max_gap(client: Any) -> float:
     out = client.output_tokens
     if client.reasoning is not None and client.reasoning.mode != "ratio":
         return np.inf  # reasoning tokens are added to the output
+    pieces: list[Any] = out.models if isinstance(out, Piecewise) else [out]  # any may be a custom model
     try:
-        out_hi = max(float(m.support[1]) for m in (out.models if isinstance(out, Piecewise) else [out]))
+        out_hi = max(float(m.support[1]) for m in pieces)
         think_hi = float(s.think_time.support[1])
     except (AttributeError, NotImplementedError):  # a custom model need not state its support
         return np.inf

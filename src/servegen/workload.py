@@ -35,19 +35,28 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _rng
 from ._base import parse_model
 from ._checks import SPEC_FIELDS, check_depth, check_duration, check_rate, check_scale, spec_pairs
+from ._validate import ModelError, ModelTypeError, check_whole_or_none
 from .client import Client
 from .engine import plan as engine
 from .engine.timeline import STREAM_WINDOW
 from .requests import Requests
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
 __all__ = ["STREAM_WINDOW", "Workload"]
+
+
+@runtime_checkable
+class ClientSource(Protocol):
+    """A client pool or pool view: anything whose ``to_clients()`` gives ``{key: Client}``."""
+
+    def to_clients(self) -> Mapping[Any, Client]: ...
 
 
 class Workload:
@@ -76,13 +85,13 @@ class Workload:
 
     def __init__(
         self,
-        clients: Any,
+        clients: Mapping[Any, Client] | Sequence[Client] | ClientSource,
         rate: float | Mapping[float, float] | Callable[[Any], Any] | None = None,
         scale: float | Mapping[Hashable, float] = 1.0,
         block_size: int | None = None,
     ) -> None:
-        self._source = clients if hasattr(clients, "to_clients") else None
-        if self._source is not None:
+        self._source = clients if isinstance(clients, ClientSource) else None  # has to_clients()
+        if isinstance(clients, ClientSource):
             clients = clients.to_clients()
         if isinstance(clients, Mapping):
             items = list(clients.items())
@@ -102,13 +111,9 @@ class Workload:
             self.clients[key] = c
         self.rate = check_rate(rate)
         self.scale = check_scale(scale, self.clients)
-        if block_size is not None and (
-            isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1
-        ):
-            raise ValueError(
-                f"Workload: `block_size` must be a whole number of tokens >= 1, got {block_size!r}"
-            )
-        self.block_size = None if block_size is None else int(block_size)
+        self.block_size = check_whole_or_none(
+            block_size, "block_size", owner="Workload", low=1, unit="tokens"
+        )
 
     @property
     def keys(self) -> list[Hashable]:
@@ -122,7 +127,7 @@ class Workload:
         self,
         duration: float,
         *,
-        rng: Any = None,
+        rng: _rng.SeedLike = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
         start: float = 0.0,
@@ -159,7 +164,7 @@ class Workload:
         duration: float,
         chunk: float,
         *,
-        rng: Any = None,
+        rng: _rng.SeedLike = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
     ) -> Iterator[Requests]:
@@ -187,7 +192,14 @@ class Workload:
         return {"rate": self.rate, "scale": self.scale, "block_size": self.block_size, "workers": workers,
                 "only": only}  # fmt: skip
 
-    def to_dask(self, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
+    def to_dask(
+        self,
+        duration: float,
+        *,
+        rng: _rng.SeedLike = None,
+        partitions: int | Sequence[Sequence[Hashable]] | None = None,
+        chunk: float | None = None,
+    ) -> dd.DataFrame:
         """A lazy Dask DataFrame of :meth:`sample`, sampled by client group on the workers.
 
         See :func:`servegen.dask_sample.to_dask` (needs ``servegen[dask]``).
@@ -242,7 +254,7 @@ class Workload:
         else:
             if isinstance(raw, Mapping) and raw.get("kind") == "clients":
                 raw = raw.get("clients")
-            clients = {k: Client.model_validate(c) for k, c in spec_pairs(raw, "clients")}
+            clients = {k: _client_from_dict(k, c) for k, c in spec_pairs(raw, "clients")}
         rate = spec.get("rate")
         if isinstance(rate, list):
             rate = {float(t): float(r) for t, r in spec_pairs(rate, "rate", keys="rate times")}
@@ -267,3 +279,12 @@ class Workload:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _client_from_dict(key: Hashable, spec: Any) -> Client:
+    """One client of a spec; an error says which client it is (a pool spec has hundreds)."""
+    try:
+        return Client.model_validate(spec)
+    except (TypeError, ValueError) as e:
+        wrapped = ModelTypeError if isinstance(e, TypeError) else ModelError
+        raise wrapped(f"Workload.from_dict: client {key!r}: {e}") from None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from servegen._rng import SeedLike
 from servegen._validate import check_number, check_whole
 
 from .clientpool import ClientPool, ClientPoolView
@@ -64,7 +65,7 @@ def get_bounded_rate_fn(pool: ClientPool | ClientPoolView, max_rate: float) -> d
     return {t: float(r) * factor for t, r in zip(starts, totals.tolist(), strict=True)}
 
 
-def sample_from_cdf(cdf: tuple[Any, Any], n_samples: int = 1, rng: Any = None) -> NDArray[Any]:
+def sample_from_cdf(cdf: tuple[Any, Any], n_samples: int = 1, rng: SeedLike = None) -> NDArray[Any]:
     """``n_samples`` draws from a ``(values, cumulative_probs)`` pair of ``get_cdfs``.
 
     ``rng`` is ``None``, a seed, a numpy ``Generator`` (or a legacy ``RandomState``).

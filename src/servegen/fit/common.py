@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._rng import generator
+from .._rng import SeedLike, generator
+from .._validate import check_whole
 from ..engine.kernels import law as table_law
 from ..trace import Trace, as_trace
 
@@ -83,12 +84,10 @@ def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
 
 
 def check_count(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return check_whole(value, name, low=low)
 
 
-def prepare(trace: Any, client: str | None, by: Any, dequantize: bool | None, rng: Any) -> Trace:
+def prepare(trace: Any, client: str | None, by: Any, dequantize: bool | None, rng: SeedLike) -> Trace:
     """The validated trace, de-quantized as asked, with a client code for every request."""
     tr = as_trace(trace, client=client, by=by)
     tr.dequantize(dequantize, generator(rng))

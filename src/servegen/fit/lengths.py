@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from .._rng import generator
+from .._rng import SeedLike, generator
 from ..distributions import Clipped, Empirical, Exponential, LogNormal, Mixture, Pareto
 from ..piecewise import Piecewise
 from ..trace import Trace
@@ -150,7 +150,7 @@ def _fit_exponential(x: Float64) -> tuple[Any, float, dict[str, float]]:
     m = float(x.mean())
     if m <= 0:
         return None, -np.inf, {}
-    return Exponential(mean_=m), float(-x.size * np.log(m) - x.size), {"mean": m}
+    return Exponential(mean=m), float(-x.size * np.log(m) - x.size), {"mean": m}
 
 
 def _fit_lognormal(lx: Float64) -> tuple[Any, float, dict[str, float]]:
@@ -248,7 +248,7 @@ def fit_lengths(
     *,
     criterion: str = "aic",
     clip: bool = True,
-    rng: Any = 0,
+    rng: SeedLike = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit a parametric length law to token counts by maximum likelihood; pick by AIC/BIC.
 

@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .. import dask_fit
-from .._rng import generator
+from .._rng import SeedLike, generator
 from ..attributes import RankCorrelation
 from ..burst_fit import fit_bursts
 from ..burst_models import client_schedule, warp
@@ -63,7 +63,7 @@ def characterize(
     criterion: str = "aic",
     min_requests: int = 10,
     dequantize: bool | None = None,
-    rng: Any = 0,
+    rng: SeedLike = 0,
 ) -> pd.DataFrame:
     """Measure a trace per client and window: rate, burstiness, best inter-arrival law, lengths.
 
@@ -221,7 +221,7 @@ def fit(
     criterion: str = "aic",
     min_requests: int = 10,
     dequantize: bool | None = None,
-    rng: Any = 0,
+    rng: SeedLike = 0,
     sessions: bool | None = None,
     block_size: int | None = None,
 ) -> FittedWorkload:

@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validate import check_whole_or_none
+
 __all__ = ["ContextFit", "ContextWarning", "check_clamp", "check_max_tokens"]
 
 
@@ -55,11 +57,7 @@ class ContextWarning(UserWarning):
 
 
 def check_max_tokens(value: Any, fmt: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-        raise ValueError(f"{fmt}: `max_tokens` must be an integer >= 2 or None, got {value!r}")
-    return int(value)
+    return check_whole_or_none(value, "max_tokens", owner=fmt, low=2)
 
 
 def check_clamp(value: Any, fmt: str) -> bool:
@@ -139,7 +137,7 @@ class ContextFit:
                 ContextWarning,
                 stacklevel=2,
             )
-        if self.changed:
+        if self.changed and self.max_tokens is not None:  # nothing changes without a limit
             warnings.warn(
                 f"{fmt}: {self.changed} of {self.rows} requests shortened to fit max_tokens="
                 f"{self.max_tokens} (prompt + output <= max_tokens; {self.outputs_cut} outputs cut to "
