@@ -138,7 +138,10 @@ def main() -> None:
         a.close()
         b.close()
         best = {k: (min(x[0] for x in v), min(x[1] for x in v)) for k, v in times.items()}
-        med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in times.items()}
+        med = {
+            k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+            for k, v in times.items()
+        }
         print(
             f"{name:10s} n={sizes['A']:,}/{sizes['B']:,}  "
             f"best wall A {best['A'][0]:.4f} B {best['B'][0]:.4f} ({best['B'][0] / best['A'][0] - 1:+.1%})  "

@@ -13,7 +13,16 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-__all__ = ["PURPOSES", "LeafSeeds", "SeedLike", "WindowStreams", "generator", "key_hash", "root_seed", "stream"]
+__all__ = [
+    "PURPOSES",
+    "LeafSeeds",
+    "SeedLike",
+    "WindowStreams",
+    "generator",
+    "key_hash",
+    "root_seed",
+    "stream",
+]
 
 #: What every public ``rng=`` accepts: ``None`` (fresh OS entropy), a seed ``int >= 0``,
 #: a ``numpy.random.SeedSequence``, or a ``numpy.random.Generator`` (asked once for a seed).
@@ -286,7 +295,9 @@ class LeafSeeds:
         except (TypeError, ValueError):
             self.exact = False
 
-    def _client_pools(self, clients: Sequence[int], hc: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    def _client_pools(
+        self, clients: Sequence[int], hc: int
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """Each client's pool after its key words, whether the key took two words, and
         the hash constant after one and after two words."""
         h = np.array(clients, dtype=np.uint64).reshape(-1)
@@ -298,7 +309,9 @@ class LeafSeeds:
         pool = np.where(two[:, None], _mix(pool, np.stack(hi, axis=1)), pool)
         return pool, two, (hc1, hc2)
 
-    def _window_pools(self, pool: np.ndarray, two: np.ndarray, hcs: tuple[int, int], window: int) -> np.ndarray:
+    def _window_pools(
+        self, pool: np.ndarray, two: np.ndarray, hcs: tuple[int, int], window: int
+    ) -> np.ndarray:
         tail = _u32(window) + _u32(self.base)
         # a window's words hash the same for every client whose key had as many words
         rows = {g: _word_hashes(tail, hcs[g])[0] for g in {int(x) for x in np.unique(two)}}
@@ -317,15 +330,15 @@ class LeafSeeds:
             return [WindowStreams(self.root, self.clients[i], window, self.base) for i in idx.tolist()]
         pools = self._window_pools(self._pool[idx], self._two[idx], self._hc, window)
         words = seed_words(pools, self.n_words)
-        return [
-            _Leaf(self, self.clients[i], window, words[j], pools[j]) for j, i in enumerate(idx.tolist())
-        ]
+        return [_Leaf(self, self.clients[i], window, words[j], pools[j]) for j, i in enumerate(idx.tolist())]
 
 
 class _Leaf(WindowStreams):
     """A leaf of :class:`LeafSeeds`: asking beyond its words raises the batch's word count."""
 
-    def __init__(self, seeds: LeafSeeds, client: int, window: int, words: np.ndarray, pool: np.ndarray) -> None:
+    def __init__(
+        self, seeds: LeafSeeds, client: int, window: int, words: np.ndarray, pool: np.ndarray
+    ) -> None:
         super().__init__(seeds.root, client, window, seeds.base, words=words, pool=pool)
         self._seeds = seeds
 
