@@ -63,6 +63,13 @@ CASES = {
         "def run(): return sg.Workload(view).sample(86400, rng=0)",
         1,
     ),
+    "small": (  # per client-window overhead: 1000 slow clients, ~12 requests per window each
+        "cs = {i: sg.Client(arrival=sg.Gamma(rate=0.02, cv=2), input_tokens=sg.Exponential(mean=500),\n"
+        "                   output_tokens=sg.Exponential(mean=200)) for i in range(1000)}\n"
+        "wl = sg.Workload(cs)\n"
+        "def run(): return wl.sample(3600, rng=0)",
+        2,
+    ),
     "core": (
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "import bench_core\n"

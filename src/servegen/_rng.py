@@ -8,7 +8,7 @@ chunks, in parallel or on a cluster yields the same requests as one call.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -274,7 +274,7 @@ class LeafSeeds:
     every leaf through ``SeedSequence`` instead, so the streams never depend on this.
 
     >>> root = root_seed(3)
-    >>> fast = LeafSeeds(root, [11, 2**40 + 5]).streams(np.array([1]), 4)[0]
+    >>> (fast,) = LeafSeeds(root, [11, 2**40 + 5]).streams(np.array([1]), 4)
     >>> fast("input_tokens").random() == WindowStreams(root, 2**40 + 5, 4)("input_tokens").random()
     True
     """
@@ -324,13 +324,21 @@ class LeafSeeds:
             pool = _mix(pool, h)
         return pool
 
-    def streams(self, idx: np.ndarray, window: int) -> list[WindowStreams]:
-        """The :class:`WindowStreams` of clients ``idx`` (positions in ``clients``) in ``window``."""
+    def streams(self, idx: np.ndarray, window: int) -> Iterator[WindowStreams]:
+        """The :class:`WindowStreams` of clients ``idx`` (positions in ``clients``) in ``window``.
+
+        One at a time: a leaf and its generators are freed once its client is drawn
+        (thousands held at once would push them through the garbage collector's
+        generations and trigger full collections).
+        """
         if not self.exact:
-            return [WindowStreams(self.root, self.clients[i], window, self.base) for i in idx.tolist()]
+            for i in idx.tolist():
+                yield WindowStreams(self.root, self.clients[i], window, self.base)
+            return
         pools = self._window_pools(self._pool[idx], self._two[idx], self._hc, window)
         words = seed_words(pools, self.n_words)
-        return [_Leaf(self, self.clients[i], window, words[j], pools[j]) for j, i in enumerate(idx.tolist())]
+        for j, i in enumerate(idx.tolist()):
+            yield _Leaf(self, self.clients[i], window, words[j], pools[j])
 
 
 class _Leaf(WindowStreams):
