@@ -121,7 +121,8 @@ class WindowStreams:
     ``SeedSequence`` per purpose would cost ~20 us each, per client and window). Asking
     twice for a purpose continues its stream. A purpose's generator is only built when
     it is asked for. ``words`` and ``pool`` are the leaf's first seed words and mixed
-    entropy pool when :class:`LeafSeeds` has already computed them (the same words).
+    entropy pool when ``seeds`` (a :class:`LeafSeeds`) has already computed them (the
+    same words).
 
     >>> root = root_seed(1)
     >>> a, b = WindowStreams(root, 7, 0), WindowStreams(root, 7, 0)
@@ -140,11 +141,13 @@ class WindowStreams:
         *,
         words: Any = (),
         pool: Any = None,
+        seeds: LeafSeeds | None = None,
     ) -> None:
         self.root, self.client, self.window, self.base = root, client, window, base
         self._seq: np.random.SeedSequence | None = None
         self._words: Any = words
         self._pool = pool
+        self._seeds = seeds
         self._gens: dict[str, np.random.Generator] = {}
 
     def __call__(self, purpose: str) -> np.random.Generator:
@@ -156,6 +159,8 @@ class WindowStreams:
                 # generate_state's first k words do not depend on how many are asked, and
                 # the common purposes come first: usually 12 words are hashed, not 52
                 n = max(end, 3 * _WORDS)
+                if self._seeds is not None:  # the batch's next windows hash this many words
+                    self._seeds.n_words = max(self._seeds.n_words, n)
                 if self._pool is not None:
                     self._words = seed_words(self._pool[None], n)[0]
                 else:
@@ -338,20 +343,6 @@ class LeafSeeds:
         pools = self._window_pools(self._pool[idx], self._two[idx], self._hc, window)
         words = seed_words(pools, self.n_words)
         for j, i in enumerate(idx.tolist()):
-            yield _Leaf(self, self.clients[i], window, words[j], pools[j])
-
-
-class _Leaf(WindowStreams):
-    """A leaf of :class:`LeafSeeds`: asking beyond its words raises the batch's word count."""
-
-    def __init__(
-        self, seeds: LeafSeeds, client: int, window: int, words: np.ndarray, pool: np.ndarray
-    ) -> None:
-        super().__init__(seeds.root, client, window, seeds.base, words=words, pool=pool)
-        self._seeds = seeds
-
-    def __call__(self, purpose: str) -> np.random.Generator:
-        need = _WORDS * (_INDEX[purpose] + 1)
-        if need > self._seeds.n_words:
-            self._seeds.n_words = need
-        return super().__call__(purpose)
+            yield WindowStreams(
+                self.root, self.clients[i], window, self.base, words=words[j], pool=pools[j], seeds=self
+            )

@@ -334,12 +334,11 @@ def fixed_tokens(
     """
     if len(t) == 0:
         return np.zeros(0, dtype=np.int64)
-    models = model.models if isinstance(model, Piecewise) else [model]
-    values = [_fixed_value(m) for m in models]
-    if any(v is None for v in values):
+    if not isinstance(model, Piecewise):
+        value = _fixed_value(model)
+        return None if value is None else to_tokens(np.full(len(t), value), name, minimum=minimum)
+    if any(_fixed_value(m) is None for m in model.models):
         return None
-    if len(values) == 1 and not isinstance(model, Piecewise):
-        return to_tokens(np.full(len(t), values[0]), name, minimum=minimum)
     drawn = by_piece(model, t, lambda m, lo, hi: np.full(hi - lo, _fixed_value(m)), np.float64)
     return to_tokens(drawn, name, minimum=minimum)
 
