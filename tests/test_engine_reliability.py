@@ -112,10 +112,10 @@ def test_a_tiny_sample_at_a_huge_rate_costs_its_requests(rate, duration):
 
 
 def test_quiet_windows_cost_nothing(monkeypatch):
-    """1e8 s at 1e-6 req/s: ~100 requests, and a random stream only for windows that have one."""
+    """1e8 s at 1e-6 req/s: ~100 requests, and random streams only for windows that have one."""
     calls = []
-    real = _rng.stream
-    monkeypatch.setattr(_rng, "stream", lambda *a: calls.append(a) or real(*a))
+    real = _rng.WindowStreams  # a (client, window)'s streams, however they are seeded
+    monkeypatch.setattr(_rng, "WindowStreams", lambda *a, **k: calls.append(a) or real(*a, **k))
     wl = sg.Workload([sg.Client(arrival=sg.Gamma(rate=1e-6, cv=2), input_tokens=1, output_tokens=1)])
     r = wl.sample(1e8, rng=0)
     assert 40 < len(r) < 200

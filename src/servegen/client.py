@@ -23,7 +23,7 @@ from ._base import Frozen, parse_model
 from ._checks import check_duration
 from .arrivals import ArrivalModel, ArrivalProcess
 from .attributes import Multimodal, RankCorrelation, Reasoning
-from .distributions import Distribution, Empirical, ValueModel, as_distribution
+from .distributions import Constant, Distribution, Empirical, ValueModel, as_distribution
 from .engine import plan as engine
 from .engine.kernels import Pieces
 from .piecewise import ArrivalLike, Piecewise, ValueLike
@@ -202,7 +202,8 @@ class Client(Frozen):
         def value(model: Any, name: str, key: str, minimum: int = 1) -> NDArray[np.int64]:
             if key in u:
                 return to_tokens(ppf_at(model, t, u[key]), name, minimum=minimum)
-            return draw_tokens(model, t, gen(key), name, minimum=minimum)
+            fixed = fixed_tokens(model, t, name, minimum=minimum)  # its stream is never built
+            return fixed if fixed is not None else draw_tokens(model, t, gen(key), name, minimum=minimum)
 
         cols = {
             "input_tokens": value(self.input_tokens, "input_tokens", "input_tokens"),
@@ -215,7 +216,9 @@ class Client(Frozen):
                 mod: Any = getattr(self.multimodal, m)
                 counts = value(mod.count, f"{m}_count", f"{m}_count", minimum=0)  # 0 items is valid
                 item_t = np.repeat(t, counts)  # each item takes its request's time
-                tokens = draw_tokens(mod.tokens, item_t, gen(f"{m}_tokens"), f"{m}_tokens")
+                tokens = fixed_tokens(mod.tokens, item_t, f"{m}_tokens")
+                if tokens is None:
+                    tokens = draw_tokens(mod.tokens, item_t, gen(f"{m}_tokens"), f"{m}_tokens")
                 rg = Ragged.from_lengths(counts, tokens)
                 csum = np.concatenate([[0], np.cumsum(tokens)])
                 cols[f"{m}_count"] = counts
@@ -313,6 +316,39 @@ def draw_tokens(
         return to_tokens(draw_at(model, t, rng), name, minimum=minimum)
     drawn = by_piece(model, t, lambda m, lo, hi: m.int_values[m.sample_index(hi - lo, rng=rng)], np.int64)
     return np.maximum(drawn, minimum)
+
+
+def fixed_tokens(
+    model: Any, t: NDArray[np.float64], name: str, *, minimum: int = 1
+) -> NDArray[np.int64] | None:
+    """What :func:`draw_tokens` returns when ``model`` takes no random draws (no arrival
+    times, a ``Constant``, a one-value ``Empirical``, or a ``Piecewise`` of those), else None.
+
+    Such a column (a pool's "no audio" has two) then needs no random stream at all;
+    building one per client and window costs more than the column itself.
+
+    >>> fixed_tokens(Empirical(values=[0.0], probs=[1.0]), np.zeros(3), "audio_count", minimum=0)
+    array([0, 0, 0])
+    >>> fixed_tokens(Empirical(values=[1.0, 2.0], probs=[0.5, 0.5]), np.zeros(3), "x") is None
+    True
+    """
+    if len(t) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not isinstance(model, Piecewise):
+        value = _fixed_value(model)
+        return None if value is None else to_tokens(np.full(len(t), value), name, minimum=minimum)
+    if any(_fixed_value(m) is None for m in model.models):
+        return None
+    drawn = by_piece(model, t, lambda m, lo, hi: np.full(hi - lo, _fixed_value(m)), np.float64)
+    return to_tokens(drawn, name, minimum=minimum)
+
+
+def _fixed_value(m: Any) -> float | None:
+    if isinstance(m, Constant):
+        return float(m.value)
+    if isinstance(m, Empirical) and m.values.size == 1:
+        return float(m.values[0])
+    return None
 
 
 def draw_at(model: Any, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:

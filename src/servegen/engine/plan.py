@@ -146,6 +146,7 @@ class Plan:
         self.keys = list(clients)
         self.clients = list(clients.values())
         self.hashes = [_rng.key_hash(k) for k in self.keys]
+        self.seeds = _rng.LeafSeeds(root, self.hashes)  # each window's streams, seeded in one batch
         self.pieces: list[Pieces] = [c._pieces() for c in self.clients]
         if rate is not None or scale != 1.0:
             for i, p in enumerate(self.pieces):
@@ -253,8 +254,9 @@ class Plan:
                 if w >= blk.w1:
                     break
                 results = []
-                for i in np.flatnonzero((due == w) | (pend == w)).tolist():
-                    r = self._client_window(blk, i, w, bool(due[i] == w))
+                idx = np.flatnonzero((due == w) | (pend == w))
+                for i, streams in zip(idx.tolist(), self.seeds.streams(idx, w), strict=True):
+                    r = self._client_window(blk, i, w, bool(due[i] == w), streams)
                     if r is not None:
                         results.append(r)
                     if due[i] == w:
@@ -286,11 +288,14 @@ class Plan:
             sink.commit()
         return out
 
-    def _client_window(self, blk: Block, i: int, w: int, due: bool) -> tuple[int, Any, Any, Any] | None:
-        """One client's requests in window ``w``: (client index, times, columns, ragged)."""
-        # One stream per (client, window, purpose): arrivals, sessions, prefixes and each
-        # value column draw from their own, so no model can shift another's draws.
-        streams = _rng.WindowStreams(self.root, self.hashes[i], w)
+    def _client_window(
+        self, blk: Block, i: int, w: int, due: bool, streams: _rng.WindowStreams
+    ) -> tuple[int, Any, Any, Any] | None:
+        """One client's requests in window ``w``: (client index, times, columns, ragged).
+
+        One stream per (client, window, purpose): arrivals, sessions, prefixes and each
+        value column draw from their own ``streams``, so no model can shift another's draws.
+        """
         t = self._arrivals(blk, i, w, streams("arrivals")) if due else np.empty(0)
         if w < self.first:
             return None
