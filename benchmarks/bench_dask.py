@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 import servegen as sg
 from servegen.dask_sample import write_dataset
@@ -83,13 +84,19 @@ def bench_fit(args: argparse.Namespace, tmp: Path) -> None:
 
     duration = args.days * 86400.0
     wl = build(args.clients, args.requests / duration)
-    root = tmp / "trace"
-    root.mkdir()
+    root = Path(args.trace) if args.trace else tmp / "trace"
     t0 = time.perf_counter()
-    n = write_trace(wl, duration, root)
+    if root.is_dir() and any(root.glob("*.parquet")):  # --trace: written by an earlier run
+        n = sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob("*.parquet"))
+        how = "reused"
+    else:
+        root.mkdir(parents=True)
+        n = write_trace(wl, duration, root)
+        how = f"written in {time.perf_counter() - t0:.0f} s"
     print(f"trace: {n:,} requests, {args.clients} clients, {len(list(root.iterdir()))} Parquet files "
-          f"({sum(p.stat().st_size for p in root.iterdir()) / 2**20:,.0f} MiB), "
-          f"written in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"({sum(p.stat().st_size for p in root.iterdir()) / 2**20:,.0f} MiB), {how}", flush=True)  # fmt: skip
+    if args.trace_only:
+        return
 
     lc, client = cluster(args.workers, args.memory)
     try:
@@ -154,6 +161,8 @@ def main() -> None:
     ap.add_argument("--memory", default="2GB", help="memory limit per worker")
     ap.add_argument("--pool", default="language/m-mid")
     ap.add_argument("--gen-duration", type=float, default=86400.0)
+    ap.add_argument("--trace", help="directory of the fit's trace: reused if it holds Parquet files, else written there and kept")
+    ap.add_argument("--trace-only", action="store_true", help="write the trace (--trace) and stop")
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-gen", action="store_true")
     args = ap.parse_args()
