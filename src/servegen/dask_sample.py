@@ -32,6 +32,7 @@ import pandas as pd
 
 from ._validate import check_whole
 from .engine.merge import merge
+from .engine.timeline import STREAM_WINDOW
 from .requests import Requests, read_parquet
 
 __all__ = ["client_groups", "cluster", "read_dataset", "to_dask", "write_dataset"]
@@ -104,26 +105,26 @@ def _groups(wl: Any, partitions: Any, duration: float) -> list[list[Hashable]]:
 
 
 def _payload(wl: Any) -> Any:
-    """What travels to the workers: the JSON spec when it rebuilds ``wl`` exactly (a pool
-    view is a few bytes where the pickled models are megabytes), else the object."""
-    from .workload import Workload
-
+    """What travels to the workers: the workload's class and JSON spec when they rebuild
+    ``wl`` exactly (a pool view is a few bytes where the pickled models are megabytes),
+    else the object. The class comes with ``wl``, so this module imports no Workload."""
+    # the class whose from_json reads the spec (a subclass such as FittedWorkload inherits it)
+    cls = next((c for c in type(wl).__mro__ if "from_json" in vars(c)), None)
     try:
         spec = wl.to_json()
+        same = cls is not None and cls.from_json(spec) == wl
     except (TypeError, ValueError):  # callable rates, custom models: no spec
         return wl
-    return spec if Workload.from_json(spec) == wl else wl
+    return (cls, spec) if same else wl
 
 
 @functools.lru_cache(maxsize=4)
-def _from_spec(spec: str) -> Any:
-    from .workload import Workload
-
-    return Workload.from_json(spec)  # once per worker process, not per task
+def _from_spec(cls: Any, spec: str) -> Any:
+    return cls.from_json(spec)  # once per worker process, not per task
 
 
 def _workload(payload: Any) -> Any:
-    return _from_spec(payload) if isinstance(payload, str) else payload
+    return _from_spec(*payload) if isinstance(payload, tuple) else payload
 
 
 def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
@@ -140,8 +141,6 @@ def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: li
 
 def _ranges(wl: Any, duration: float, chunk: Any) -> list[tuple[float, float]]:
     """``[start, end)`` time ranges of ``chunk`` seconds covering ``[0, duration)``."""
-    from .workload import STREAM_WINDOW
-
     if chunk is None:
         return [(0.0, duration)]
     n = chunk / STREAM_WINDOW if isinstance(chunk, (int, float)) and not isinstance(chunk, bool) else 0
