@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import math
 import os
 import shutil
 import tempfile
@@ -35,7 +37,7 @@ from .engine.merge import merge
 from .engine.timeline import STREAM_WINDOW
 from .requests import Requests, read_parquet
 
-__all__ = ["client_groups", "cluster", "read_dataset", "to_dask", "write_dataset"]
+__all__ = ["client_groups", "cluster", "dataset_tasks", "read_dataset", "to_dask", "write_dataset"]
 
 #: Seconds of stream per file of a dataset written by :func:`write_dataset`.
 DATASET_CHUNK = 3600.0
@@ -149,16 +151,18 @@ def _ranges(wl: Any, duration: float, chunk: Any) -> list[tuple[float, float]]:
             f"to_dask: `chunk` must be a positive multiple of {STREAM_WINDOW!r} s, got {chunk!r}"
         )
     starts = np.arange(0.0, duration, float(chunk)).tolist()
-    # the rule of Workload.sample(start=...): turns and block ids carry over between windows
-    if len(starts) > 1 and (
-        wl.block_size is not None
-        or any(c.session is not None or c.prefix is not None for c in wl.clients.values())
-    ):
+    if len(starts) > 1 and not _cuttable(wl):
         raise ValueError(
             "to_dask: `chunk` (time-range partitions) needs a workload without sessions, shared prefixes "
             "or block ids: their turns and ids carry over from earlier windows; partition by client groups"
         )
     return [(a, min(a + float(chunk), duration)) for a in starts]
+
+
+def _cuttable(wl: Any) -> bool:
+    """Whether ``wl``'s stream can be cut in time (the rule of ``Workload.sample(start=...)``:
+    session turns, prefix groups and block ids carry over between windows)."""
+    return wl.block_size is None and all(c.session is None and c.prefix is None for c in wl.clients.values())
 
 
 def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
@@ -214,13 +218,58 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
-def _write_group(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
-                 g: int, root: str) -> int:  # fmt: skip
-    """One worker's share: stream the group hour by hour into ``root``; returns its row count."""
+def dataset_tasks(
+    wl: Any, duration: float, partitions: Any = None, ranges: Any = None
+) -> list[tuple[int, list[Hashable], float, float]]:
+    """The tasks of :func:`write_dataset`: ``(group index, client keys, start, end)``.
+
+    ``partitions`` client groups of about equal expected requests (or the groups
+    themselves), each cut into ``ranges`` time ranges of whole hours. With ``ranges=None``
+    the ranges are as many as balance needs: a client with more than ``1/partitions`` of
+    the requests cannot be shared out by grouping clients, so time is cut into
+    ``ceil(partitions x its share)`` ranges and the clients into correspondingly fewer
+    groups. A workload with sessions, shared prefixes or block ids is not cut in time.
+
+    >>> import servegen as sg
+    >>> wl = sg.Workload({"big": sg.Client(arrival=sg.Poisson(rate=50), input_tokens=9, output_tokens=9),
+    ...                   "small": sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)})
+    >>> [(g, keys, a / 3600, b / 3600) for g, keys, a, b in dataset_tasks(wl, 4 * 3600, partitions=2)]
+    [(0, ['big', 'small'], 0.0, 2.0), (0, ['big', 'small'], 2.0, 4.0)]
+    """
+    hours = max(1, math.ceil(duration / DATASET_CHUNK))
+    if ranges is not None:
+        if isinstance(ranges, bool) or not isinstance(ranges, (int, np.integer)) or ranges < 1:
+            raise ValueError(f"`ranges` must be an integer >= 1 or None, got {ranges!r}")
+        if ranges > 1 and not _cuttable(wl):
+            raise ValueError(
+                f"`ranges` {ranges!r} > 1 needs a workload without sessions, shared prefixes or block ids: "
+                "their turns and ids carry over from earlier windows"
+            )
+        r = int(ranges)
+    elif isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and _cuttable(wl):
+        work = np.array([_expected(c, duration) for c in wl.clients.values()])
+        share = float(work.max() / work.sum()) if work.sum() > 0 else 0.0
+        r = max(1, math.ceil(int(partitions) * share - 1e-9))
+    else:
+        r = 1
+    r = min(r, hours)
+    if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and partitions >= 1:
+        partitions = max(1, -(-int(partitions) // r))
+    groups = _groups(wl, partitions, float(duration))
+    cuts = [min(float(round(hours * k / r)) * DATASET_CHUNK, float(duration)) for k in range(r + 1)]
+    return [(g, grp, a, b) for a, b in itertools.pairwise(cuts) for g, grp in enumerate(groups)]
+
+
+def _write_part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
+                g: int, start: float, end: float, root: str) -> int:  # fmt: skip
+    """One task: stream the group's hours in [start, end) into ``root``; returns its row count."""
     n = 0
-    for h, chunk in enumerate(
-        _workload(payload).iter_chunks(duration, DATASET_CHUNK, rng=seed, clients=group)
-    ):
+    chunks = _workload(payload).iter_chunks(duration, DATASET_CHUNK, rng=seed, clients=group, start=start)
+    for chunk in chunks:
+        lo = chunk.meta["chunk"][0]
+        if lo >= end:
+            break  # the next range's task writes the rest
+        h = int(lo // DATASET_CHUNK)
         d = Path(root) / f"day={h // 24}" / f"hour={h % 24:02d}"
         d.mkdir(parents=True, exist_ok=True)
         chunk.to_parquet(d / f"part-{g:04d}.parquet")
@@ -235,12 +284,17 @@ def write_dataset(
     *,
     rng: Any = None,
     partitions: Any = None,
+    ranges: Any = None,
 ) -> Path:
     """Write ``wl.sample(duration, rng=rng)`` as a Parquet dataset partitioned by day and hour.
 
-    Every client group (``partitions``, as for :func:`to_dask`) is one task of the current
-    Dask scheduler (a ``distributed.Client`` if one is active): it writes its hours as
-    ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). The
+    Every client group (``partitions``, as for :func:`to_dask`) in every time range
+    (``ranges``: see :func:`dataset_tasks`; by default as many as it takes to share out
+    a dominant client) is one task of the current Dask scheduler (a
+    ``distributed.Client`` if one is active): it writes its group's hours as
+    ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). A range
+    starts from the arrival state the earlier hours leave (their arrivals are drawn
+    again, not their requests), so the files are the single stream cut in time. The
     dataset is built in a temporary directory beside ``path`` and renamed into place at
     the end: on any error nothing is left at ``path``. :func:`read_dataset` reads it back
     as the single-process stream.
@@ -262,13 +316,11 @@ def write_dataset(
     if not target.parent.is_dir():
         raise ValueError(f"output directory does not exist: {str(target.parent)!r}")
     seed = _seed(rng)
-    groups = _groups(wl, partitions, float(duration))
+    plan = dataset_tasks(wl, float(duration), partitions, ranges)
     tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         payload = dask.delayed(_payload(wl), pure=True)
-        tasks = [
-            dask.delayed(_write_group)(payload, duration, seed, grp, g, tmp) for g, grp in enumerate(groups)
-        ]
+        tasks = [dask.delayed(_write_part)(payload, duration, seed, grp, g, a, b, tmp) for g, grp, a, b in plan]
         dask.compute(*tasks)
         os.replace(tmp, target)
     except BaseException:

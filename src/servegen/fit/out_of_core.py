@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..clock import Quantization, clock_resolution
 from ..trace import Trace, as_trace
@@ -140,6 +141,15 @@ def _any_ties(ddf: Any, edges: pd.DataFrame) -> bool:
     return int(distinct) < int(edges["n"].sum())
 
 
+def _timestamps(ddf: Any) -> NDArray[np.float64]:
+    """Every timestamp, gathered partition by partition into this process: a plain
+    ``compute()`` first joins the partitions on one worker, which may not hold them."""
+    import dask
+
+    parts = dask.compute(*ddf["timestamp"].to_delayed())
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
 def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     """Span, clock, 'resorted' and request count of the whole dataset."""
     edges = ddf.map_partitions(_edges, meta=_edges(pd.DataFrame({"timestamp": np.zeros(0)}))).compute()
@@ -155,7 +165,7 @@ def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     if not _any_ties(ddf, edges):
         q = Quantization(0.0, 0.0, False, "none")  # clock_resolution's answer without ties
     else:
-        q = clock_resolution(ddf["timestamp"].compute().to_numpy(dtype=np.float64))
+        q = clock_resolution(_timestamps(ddf))
     if _needs_spread(q, mode):
         raise ValueError(
             f"trace: timestamps are logged on a {q.resolution!r} s clock ({q.tie_fraction:.0%} ties), and "
