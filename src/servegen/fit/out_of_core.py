@@ -141,17 +141,22 @@ def _any_ties(ddf: Any, edges: pd.DataFrame) -> bool:
     return int(distinct) < int(edges["n"].sum())
 
 
-def _timestamps(ddf: Any) -> NDArray[np.float64]:
-    """Every timestamp, gathered partition by partition into this process: a plain
-    ``compute()`` first joins the partitions on one worker, which may not hold them."""
+def _timestamps(ddf: Any, batch: int = 4) -> NDArray[np.float64]:
+    """Every timestamp, gathered a few partitions at a time into this process: a plain
+    ``compute()`` first joins the partitions on one worker, and gathering all at once
+    leaves all of them waiting in the workers' memory."""
     import dask
 
-    parts = dask.compute(*ddf["timestamp"].to_delayed())
-    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+    parts = ddf["timestamp"].to_delayed()
+    out = []
+    for i in range(0, len(parts), batch):
+        out += [np.asarray(p, dtype=np.float64) for p in dask.compute(*parts[i : i + batch])]
+    return np.concatenate(out)
 
 
 def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     """Span, clock, 'resorted' and request count of the whole dataset."""
+    ddf = ddf[["timestamp"]]  # read that column alone
     edges = ddf.map_partitions(_edges, meta=_edges(pd.DataFrame({"timestamp": np.zeros(0)}))).compute()
     edges = edges[edges["n"] > 0]
     n = int(edges["n"].sum())
