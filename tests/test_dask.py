@@ -426,11 +426,14 @@ def test_cli_workers_2_equals_workers_1(tmp_path, monkeypatch):
     assert cli.main([*base, "-o", "one", "--workers", "1"]) == 0
     assert cli.main([*base, "-o", "two", "--workers", "2"]) == 0
     one, two = read_dataset("one"), read_dataset("two")
-    assert one.equals(two)  # 4 client groups on one worker, 8 on two
-    assert len(list((tmp_path / "one").rglob("*.parquet"))) == 2 * 4
-    assert len(list((tmp_path / "two").rglob("*.parquet"))) == 2 * 8
+    assert one.equals(two)  # 4 tasks on one worker, 8 on two
     view = sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 4200)
-    assert one.equals(sg.Workload(view, rate=5.0).sample(4200, rng=3))
+    wl = sg.Workload(view, rate=5.0)
+    for out, parts in (("one", 4), ("two", 8)):  # a file per group and hour
+        files = {(g, h) for g, _, a, b in dataset_tasks(wl, 4200, parts) for h in range(int(a // 3600), 2)
+                 if h * 3600 < b}  # fmt: skip
+        assert len(list((tmp_path / out).rglob("*.parquet"))) == len(files)
+    assert one.equals(wl.sample(4200, rng=3))
     assert cli.main([*base, "-o", "bad", "--workers", "2", "--format", "jsonl"]) == 1
     assert not (tmp_path / "bad").exists()
 

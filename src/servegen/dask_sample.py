@@ -10,10 +10,17 @@ order: :func:`to_dask` leaves it out and :func:`read_dataset` recomputes it.
 
 :func:`to_dask` makes one lazy partition per group (and time range, without
 sessions: ``Workload.sample``'s ``start`` carries the arrival state over);
-:func:`write_dataset` has every worker stream its group hour by hour
+:func:`write_dataset` has every worker stream its group, in its time range, hour by hour
 (:meth:`~servegen.Workload.iter_chunks`, so a worker's memory is bounded by an hour of
-its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``.
-Dask is imported only when these run (``pip install "servegen[dask]"``).
+its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``;
+time is cut when one client is too large a share of the work for client groups to
+balance (:func:`dataset_tasks`).
+
+The module knows a workload only as the object it is handed (its ``sample``,
+``iter_chunks`` and ``to_json``, and its class's ``from_json`` to rebuild it on the
+workers): it sits below :mod:`servegen.workload` (see :doc:`/architecture`), and
+:meth:`Workload.to_dask <servegen.Workload.to_dask>` calls down into it. Dask is imported
+only when these run (``pip install "servegen[dask]"``).
 """
 
 from __future__ import annotations
@@ -320,7 +327,8 @@ def write_dataset(
     tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         payload = dask.delayed(_payload(wl), pure=True)
-        tasks = [dask.delayed(_write_part)(payload, duration, seed, grp, g, a, b, tmp) for g, grp, a, b in plan]
+        write = dask.delayed(_write_part)
+        tasks = [write(payload, duration, seed, grp, g, a, b, tmp) for g, grp, a, b in plan]
         dask.compute(*tasks)
         os.replace(tmp, target)
     except BaseException:

@@ -102,7 +102,9 @@ def _open(trace: Any) -> Any:
         path = os.fspath(trace)
         if not os.path.exists(path):
             raise ValueError(f"trace: no Parquet dataset at {path!r}")
-        trace = dd.read_parquet(path)  # columns are projected lazily
+        # a partition per row group (about a million rows in files written by pyarrow),
+        # not per file: a worker's memory holds a few partitions while it shuffles them
+        trace = dd.read_parquet(path, split_row_groups=True)  # columns are projected lazily
     return trace
 
 
