@@ -118,7 +118,7 @@ def _payload(wl: Any) -> Any:
     ``wl`` exactly (a pool view is a few bytes where the pickled models are megabytes),
     else the object. The class comes with ``wl``, so this module imports no Workload."""
     # the class whose from_json reads the spec (a subclass such as FittedWorkload inherits it)
-    cls = next((c for c in type(wl).__mro__ if "from_json" in vars(c)), None)
+    cls: Any = next((c for c in type(wl).__mro__ if "from_json" in vars(c)), None)
     try:
         spec = wl.to_json()
         same = cls is not None and cls.from_json(spec) == wl
