@@ -343,13 +343,13 @@ def test_write_dataset_matches_single_process_and_cleans_up(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no partial output left
 
 
-def _dominant() -> sg.Workload:
+def _dominant(scale: float = 1.0) -> sg.Workload:
     """One client sends ~90 % of the requests: grouping clients alone cannot share it out."""
     clients = {"big": sg.Client(arrival=sg.Gamma(rate=6, cv=2), input_tokens=sg.LogNormal(mu=5, sigma=1),
                                 output_tokens=sg.Exponential(mean=100))}  # fmt: skip
     clients |= {f"s{k}": sg.Client(arrival=sg.Weibull(rate=0.2, cv=0.5), input_tokens=50, output_tokens=9)
                 for k in range(3)}  # fmt: skip
-    return sg.Workload(clients, rate={0: 4.0, 5400: 8.0})
+    return sg.Workload(clients, rate={0: 4.0, 5400: 8.0}, scale={"big": scale})
 
 
 def _rows_per_task(out, tasks) -> list[int]:
@@ -364,17 +364,21 @@ def _rows_per_task(out, tasks) -> list[int]:
 
 def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
     wl = _dominant()
-    tasks = dataset_tasks(wl, 4 * 3600, partitions=2)
-    assert [(a, b) for _, _, a, b in tasks] == [(0.0, 7200.0), (7200.0, 14400.0)]  # one group, two ranges
-    out = write_dataset(wl, 4 * 3600, tmp_path / "ds", rng=4, partitions=2)
+    tasks = dataset_tasks(wl, 4 * 3600, partitions=2, workers=2)
+    # one group, two ranges; the later one draws the arrivals of the first three hours again
+    assert [(a, b) for _, _, a, b in tasks] == [(0.0, 10800.0), (10800.0, 14400.0)]
+    out = write_dataset(wl, 4 * 3600, tmp_path / "ds", rng=4, partitions=2, ranges=2)
     assert read_dataset(out).equals(wl.sample(4 * 3600, rng=4))
     rows = _rows_per_task(out, tasks)
-    assert sum(rows) == len(wl.sample(4 * 3600, rng=4)) and max(rows) < 0.65 * sum(rows)
-    # 4 tasks: 2 ranges x 2 groups, or explicit ranges
-    assert len(dataset_tasks(wl, 4 * 3600, partitions=4)) == 4
-    assert len(dataset_tasks(wl, 4 * 3600, partitions=2, ranges=4)) == 4
+    assert sum(rows) == len(wl.sample(4 * 3600, rng=4)) and max(rows) < 0.8 * sum(rows)
+    # 2 ranges x 2 groups, or explicit ranges; without a dominant client, no cut
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=4, workers=2)) == 4
+    assert len(dataset_tasks(wl, 8 * 3600, partitions=2, ranges=4)) == 4
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=2, ranges=4)) == 3  # whole hours: cuts merge
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=2, workers=1)) == 2  # 1 worker: nothing to share
+    assert len({t[2] for t in dataset_tasks(_dominant(scale=0.1), 4 * 3600, partitions=8, workers=2)}) == 1
     # half an hour cannot be cut into hours: client groups again
-    assert [(keys, b) for _, keys, _, b in dataset_tasks(wl, 1800, partitions=2)] == [
+    assert [(keys, b) for _, keys, _, b in dataset_tasks(wl, 1800, partitions=2, workers=2)] == [
         (["big"], 1800.0),
         (["s0", "s1", "s2"], 1800.0),
     ]
@@ -413,9 +417,9 @@ def test_cli_workers_2_equals_workers_1_with_a_dominant_client(tmp_path, monkeyp
     assert cli.main([*base, "-o", "two", "--workers", "2"]) == 0
     one, two = read_dataset("one"), read_dataset("two")
     assert one.equals(two) and one.equals(_dominant().sample(3 * 3600, rng=5))
-    tasks = dataset_tasks(_dominant(), 3 * 3600, partitions=8)  # what --workers 2 runs
+    tasks = dataset_tasks(_dominant(), 3 * 3600, partitions=8, workers=2)  # what --workers 2 runs
     rows = _rows_per_task(tmp_path / "two", tasks)
-    assert len({(a, b) for _, _, a, b in tasks}) == 3 and max(rows) < 0.5 * sum(rows)
+    assert len({(a, b) for _, _, a, b in tasks}) == 2 and max(rows) < 0.7 * sum(rows)
 
 
 @pytest.mark.slow
@@ -430,7 +434,8 @@ def test_cli_workers_2_equals_workers_1(tmp_path, monkeypatch):
     view = sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 4200)
     wl = sg.Workload(view, rate=5.0)
     for out, parts in (("one", 4), ("two", 8)):  # a file per group and hour
-        files = {(g, h) for g, _, a, b in dataset_tasks(wl, 4200, parts) for h in range(int(a // 3600), 2)
+        files = {(g, h) for g, _, a, b in dataset_tasks(wl, 4200, parts, workers=parts // 4)
+                 for h in range(int(a // 3600), 2)
                  if h * 3600 < b}  # fmt: skip
         assert len(list((tmp_path / out).rglob("*.parquet"))) == len(files)
     assert one.equals(wl.sample(4200, rng=3))

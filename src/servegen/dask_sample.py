@@ -18,7 +18,7 @@ balance (:func:`dataset_tasks`).
 
 The module knows a workload only as the object it is handed (its ``sample``,
 ``iter_chunks`` and ``to_json``, and its class's ``from_json`` to rebuild it on the
-workers): it sits below :mod:`servegen.workload` (see :doc:`/architecture`), and
+workers): it sits below ``servegen.workload`` (see :doc:`/architecture`), and
 :meth:`Workload.to_dask <servegen.Workload.to_dask>` calls down into it. Dask is imported
 only when these run (``pip install "servegen[dask]"``).
 """
@@ -101,8 +101,7 @@ def _groups(wl: Any, partitions: Any, duration: float) -> list[list[Hashable]]:
         partitions = min(len(wl.clients), 2 * (os.cpu_count() or 1))
     if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool):
         # groups of equal expected work, so the workers finish together
-        weights = [_expected(c, duration) for c in wl.clients.values()]
-        return client_groups(list(wl.clients), int(partitions), weights)
+        return client_groups(list(wl.clients), int(partitions), _work(wl, duration))
     groups = [list(g) for g in partitions]
     flat = [k for g in groups for k in g]
     if sorted(map(repr, flat)) != sorted(map(repr, wl.clients)):
@@ -225,23 +224,33 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
+#: What the skipped hours before a time range cost again, as a share of sampling them
+#: (their arrivals are drawn to carry the arrival state, not their request values): an
+#: estimate that places the cuts so that the ranges cost about the same.
+REDRAW_COST = 0.5
+
+
 def dataset_tasks(
-    wl: Any, duration: float, partitions: Any = None, ranges: Any = None
+    wl: Any, duration: float, partitions: Any = None, ranges: Any = None, workers: int = 1
 ) -> list[tuple[int, list[Hashable], float, float]]:
     """The tasks of :func:`write_dataset`: ``(group index, client keys, start, end)``.
 
     ``partitions`` client groups of about equal expected requests (or the groups
-    themselves), each cut into ``ranges`` time ranges of whole hours. With ``ranges=None``
-    the ranges are as many as balance needs: a client with more than ``1/partitions`` of
-    the requests cannot be shared out by grouping clients, so time is cut into
-    ``ceil(partitions x its share)`` ranges and the clients into correspondingly fewer
-    groups. A workload with sessions, shared prefixes or block ids is not cut in time.
+    themselves), each cut into ``ranges`` time ranges of whole hours (fewer when cuts
+    fall into the same hour). With ``ranges=None``
+    the ranges are as many as the ``workers`` need: a client with more than
+    ``1/workers`` of the requests cannot be shared out by grouping clients, so time is cut
+    into ``ceil(workers x its share)`` ranges (and the clients into correspondingly
+    fewer groups). A later range draws the arrivals of the hours before it again, so the
+    cuts come earlier than equal lengths (:data:`REDRAW_COST`), and no more ranges are
+    made than the workers need. A workload with sessions, shared prefixes or block ids is
+    not cut in time.
 
     >>> import servegen as sg
     >>> wl = sg.Workload({"big": sg.Client(arrival=sg.Poisson(rate=50), input_tokens=9, output_tokens=9),
     ...                   "small": sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)})
-    >>> [(g, keys, a / 3600, b / 3600) for g, keys, a, b in dataset_tasks(wl, 4 * 3600, partitions=2)]
-    [(0, ['big', 'small'], 0.0, 2.0), (0, ['big', 'small'], 2.0, 4.0)]
+    >>> [(g, keys, a / 3600, b / 3600) for g, keys, a, b in dataset_tasks(wl, 4 * 3600, 2, workers=2)]
+    [(0, ['big', 'small'], 0.0, 3.0), (0, ['big', 'small'], 3.0, 4.0)]
     """
     hours = max(1, math.ceil(duration / DATASET_CHUNK))
     if ranges is not None:
@@ -254,17 +263,38 @@ def dataset_tasks(
             )
         r = int(ranges)
     elif isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and _cuttable(wl):
-        work = np.array([_expected(c, duration) for c in wl.clients.values()])
+        work = np.array(_work(wl, duration))
         share = float(work.max() / work.sum()) if work.sum() > 0 else 0.0
-        r = max(1, math.ceil(int(partitions) * share - 1e-9))
+        r = max(1, math.ceil(int(workers) * share - 1e-9))
     else:
         r = 1
-    r = min(r, hours)
+    # equal cost per range: range k pays its own length plus REDRAW_COST x its start
+    a = REDRAW_COST
+    frac = (1 - (1 - a) ** np.arange(min(r, hours) + 1)) / (1 - (1 - a) ** min(r, hours))
+    cuts = np.unique(np.round(frac * hours)) * DATASET_CHUNK
+    cuts[-1] = float(duration)
     if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and partitions >= 1:
-        partitions = max(1, -(-int(partitions) // r))
+        partitions = max(1, -(-int(partitions) // (cuts.size - 1)))
     groups = _groups(wl, partitions, float(duration))
-    cuts = [min(float(round(hours * k / r)) * DATASET_CHUNK, float(duration)) for k in range(r + 1)]
-    return [(g, grp, a, b) for a, b in itertools.pairwise(cuts) for g, grp in enumerate(groups)]
+    return [
+        (g, grp, float(lo), float(hi)) for lo, hi in itertools.pairwise(cuts) for g, grp in enumerate(groups)
+    ]
+
+
+def _work(wl: Any, duration: float) -> list[float]:
+    """Each client's expected requests in ``[0, duration)``, with its ``scale``."""
+    scale = wl.scale if isinstance(wl.scale, dict) else {}
+    return [_expected(c, duration) * float(scale.get(k, 1.0)) for k, c in wl.clients.items()]
+
+
+def _workers() -> int:
+    """Workers of the active ``distributed.Client``, else 1 (the local scheduler)."""
+    try:
+        from distributed import get_client
+
+        return max(1, len(get_client().nthreads()))
+    except (ImportError, ValueError):  # no distributed, or no client
+        return 1
 
 
 def _write_part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
@@ -297,8 +327,8 @@ def write_dataset(
 
     Every client group (``partitions``, as for :func:`to_dask`) in every time range
     (``ranges``: see :func:`dataset_tasks`; by default as many as it takes to share out
-    a dominant client) is one task of the current Dask scheduler (a
-    ``distributed.Client`` if one is active): it writes its group's hours as
+    a dominant client over the workers of the active ``distributed.Client``) is one task
+    of the current Dask scheduler: it writes its group's hours as
     ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). A range
     starts from the arrival state the earlier hours leave (their arrivals are drawn
     again, not their requests), so the files are the single stream cut in time. The
@@ -323,7 +353,7 @@ def write_dataset(
     if not target.parent.is_dir():
         raise ValueError(f"output directory does not exist: {str(target.parent)!r}")
     seed = _seed(rng)
-    plan = dataset_tasks(wl, float(duration), partitions, ranges)
+    plan = dataset_tasks(wl, float(duration), partitions, ranges, workers=_workers())
     tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         payload = dask.delayed(_payload(wl), pure=True)
