@@ -365,8 +365,10 @@ def _rows_per_task(out, tasks) -> list[int]:
 def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
     wl = _dominant()
     tasks = dataset_tasks(wl, 4 * 3600, partitions=2, workers=2)
-    # one group, two ranges; the later one draws the arrivals of the first three hours again
-    assert [(a, b) for _, _, a, b in tasks] == [(0.0, 10800.0), (10800.0, 14400.0)]
+    # one group, two ranges (the later one draws the arrivals of the first hours again)
+    assert [(a, b) for _, _, a, b in tasks] == [(0.0, 7200.0), (7200.0, 14400.0)]
+    six = dataset_tasks(wl, 6 * 3600, partitions=2, workers=2)
+    assert [(a, b) for _, _, a, b in six] == [(0.0, 14400.0), (14400.0, 21600.0)]  # the later one shorter
     out = write_dataset(wl, 4 * 3600, tmp_path / "ds", rng=4, partitions=2, ranges=2)
     assert read_dataset(out).equals(wl.sample(4 * 3600, rng=4))
     rows = _rows_per_task(out, tasks)
