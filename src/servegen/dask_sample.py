@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validate import check_whole
+from ._validate import check_whole, check_whole_or_none
 from .engine.merge import merge
 from .engine.timeline import STREAM_WINDOW
 from .requests import Requests, read_parquet
@@ -255,8 +255,7 @@ def dataset_tasks(
     """
     hours = max(1, math.ceil(duration / DATASET_CHUNK))
     if ranges is not None:
-        if isinstance(ranges, bool) or not isinstance(ranges, (int, np.integer)) or ranges < 1:
-            raise ValueError(f"`ranges` must be an integer >= 1 or None, got {ranges!r}")
+        ranges = check_whole_or_none(ranges, "ranges", owner="write_dataset", low=1)
         if ranges > 1 and not _cuttable(wl):
             raise ValueError(
                 f"`ranges` {ranges!r} > 1 needs a workload without sessions, shared prefixes or block ids: "
