@@ -44,7 +44,15 @@ from .engine.merge import merge
 from .engine.timeline import STREAM_WINDOW
 from .requests import Requests, read_parquet
 
-__all__ = ["client_groups", "cluster", "dataset_tasks", "read_dataset", "to_dask", "write_dataset"]
+__all__ = [
+    "REDRAW_COST",
+    "client_groups",
+    "cluster",
+    "dataset_tasks",
+    "read_dataset",
+    "to_dask",
+    "write_dataset",
+]
 
 #: Seconds of stream per file of a dataset written by :func:`write_dataset`.
 DATASET_CHUNK = 3600.0
