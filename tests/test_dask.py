@@ -388,7 +388,9 @@ def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
     assert {(a, b) for _, _, a, b in dataset_tasks(_workload(), 4 * 3600, partitions=4)} == {(0.0, 14400.0)}
     with pytest.raises(ValueError, match=r"`ranges` 2 > 1 needs a workload without sessions"):
         dataset_tasks(_workload(), 4 * 3600, partitions=2, ranges=2)
-    with pytest.raises(ValueError, match=r"write_dataset: `ranges` must be a whole number >= 1 or None, got 0"):
+    with pytest.raises(
+        ValueError, match=r"write_dataset: `ranges` must be a whole number >= 1 or None, got 0"
+    ):
         dataset_tasks(wl, 3600, ranges=0)
 
 
