@@ -5,14 +5,25 @@
    (one file per hour) and fitted with ``sg.fit(path, client="client")`` on a
    ``--workers``-process LocalCluster with ``--memory`` per worker. For comparison the
    in-memory ``sg.fit`` runs on a slice of ``--slice`` requests (the first clients'
-   rows), in this process. Reported: requests/s of both and the cluster's peak memory
-   per worker (distributed's MemorySampler).
+   rows), in this process. Reported: requests/s of both (per wall second and per CPU
+   second), each worker's peak resident memory, and the load average during the run.
 2. **Generate.** ``write_dataset`` of ``--gen-duration`` seconds of ``--pool`` at native
    rate, as ``servegen generate --workers N`` does, on 1 and on ``--workers`` local
    processes: wall time, speed-up and peak memory per worker.
 
 The issue's full size is ``--requests 100e6 --clients 2000 --slice 10e6``; the default is
-smaller so it finishes in a few minutes on a shared 2-core machine.
+smaller so it finishes in a few minutes on a shared 2-core machine. ``--trace DIR`` keeps
+the written trace for later runs (``--trace-only`` writes it and stops).
+
+Measured (2-core machine shared with other jobs; load average = runnable processes):
+
+* ``--requests 100e6 --clients 2000 --slice 10e6 --skip-gen --trace DIR`` (2 workers,
+  2 GB each): the 100 M-request trace fitted out of core in 799.5 s, 125,000 req/s,
+  371 worker-CPU s + 68 CPU s of client and scheduler, peak RSS 1,273 and 994 MiB per
+  worker, load average 6.1-14.4 (mean 9.7); the in-memory fit of its 10 M-request slice
+  (214 clients) 63.6 s, 157,000 req/s, 26.8 CPU s (373,000 req per CPU s), load 6.2-7.1.
+* ``--skip-fit`` (previous version): 24 h of language/m-mid, 79.4 s on 1 worker and
+  45.7 s on 2 (1.74x), peak 461 and 380 MiB per worker, load 5-12.
 
 Run: python benchmarks/bench_dask.py [--requests 20e6] [--clients 2000] [--skip-gen]
 """
@@ -20,13 +31,16 @@ Run: python benchmarks/bench_dask.py [--requests 20e6] [--clients 2000] [--skip-
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 import servegen as sg
 from servegen.dask_sample import write_dataset
@@ -67,60 +81,112 @@ def write_trace(wl: sg.Workload, duration: float, root: Path) -> int:
 def cluster(workers: int, memory: str):
     from distributed import Client, LocalCluster
 
+    # Arrow's own allocator keeps what Parquet reads freed (1 GB and more per worker here,
+    # which the 2 GB limit counts); the system allocator gives it back (see scale-out.md).
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     lc = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory, dashboard_address=":0"
     )
     return lc, Client(lc)
 
 
-def peak_per_worker(sampler, workers: int) -> float:
-    df = sampler.to_pandas()
-    return float(df.max().max()) / workers / 2**20 if len(df) else float("nan")
+class Watch:
+    """Peak resident memory and CPU seconds of each worker process, and the load average.
+
+    Polls the workers' processes (psutil) twice a second: the peak of each worker, not the
+    cluster's total divided by the number of workers. CPU seconds do not depend on how
+    busy the shared machine is, so they compare runs made under different loads.
+    """
+
+    def __init__(self, client) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        self.cpu0 = [sum(p.cpu_times()[:2]) for p in self.procs]
+        self.peak = [0] * len(self.procs)
+        self.loads: list[float] = []
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self.loads.append(os.getloadavg()[0])
+            for i, p in enumerate(self.procs):
+                try:
+                    self.peak[i] = max(self.peak[i], p.memory_info().rss)
+                except Exception:  # a worker restarted (e.g. killed over its memory limit)
+                    self.lost += 1
+
+    def __enter__(self) -> Watch:
+        self.t0, self.own0 = time.perf_counter(), time.process_time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.own = time.process_time() - self.own0  # this process: the client and the local scheduler
+        self._stop.set()
+        self._thread.join()
+        self.cpu = 0.0
+        for p, c0 in zip(self.procs, self.cpu0, strict=True):
+            try:
+                self.cpu += sum(p.cpu_times()[:2]) - c0
+            except Exception:
+                self.lost += 1
+
+    def __str__(self) -> str:
+        loads = np.array(self.loads or [os.getloadavg()[0]])
+        peaks = ", ".join(f"{b / 2**20:,.0f}" for b in self.peak)
+        lost = f", {self.lost} polls of a lost worker" if self.lost else ""
+        return (f"{self.wall:.1f} s wall, {self.cpu:.1f} worker-CPU s (+ {self.own:.1f} CPU s of client and scheduler), peak RSS per worker [{peaks}] MiB, "
+                f"load average {loads.min():.1f}-{loads.max():.1f} (mean {loads.mean():.1f}){lost}")  # fmt: skip
 
 
 def bench_fit(args: argparse.Namespace, tmp: Path) -> None:
-    from distributed.diagnostics import MemorySampler
-
     duration = args.days * 86400.0
     wl = build(args.clients, args.requests / duration)
-    root = tmp / "trace"
-    root.mkdir()
+    root = Path(args.trace) if args.trace else tmp / "trace"
     t0 = time.perf_counter()
-    n = write_trace(wl, duration, root)
+    if root.is_dir() and any(root.glob("*.parquet")):  # --trace: written by an earlier run
+        n = sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob("*.parquet"))
+        how = "reused"
+    else:
+        root.mkdir(parents=True)
+        n = write_trace(wl, duration, root)
+        how = f"written in {time.perf_counter() - t0:.0f} s"
     print(f"trace: {n:,} requests, {args.clients} clients, {len(list(root.iterdir()))} Parquet files "
-          f"({sum(p.stat().st_size for p in root.iterdir()) / 2**20:,.0f} MiB), "
-          f"written in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"({sum(p.stat().st_size for p in root.iterdir()) / 2**20:,.0f} MiB), {how}", flush=True)  # fmt: skip
+    if args.trace_only:
+        return
 
     lc, client = cluster(args.workers, args.memory)
     try:
-        ms = MemorySampler()
-        t0 = time.perf_counter()
-        with ms.sample("fit", interval=0.5):
+        with Watch(client) as w:
             fitted = sg.fit(root, window=600, client="client")
-        t_dask = time.perf_counter() - t0
-        peak = peak_per_worker(ms, args.workers)
     finally:
         client.close()
         lc.close()
-    print(f"dask fit ({args.workers} workers, {args.memory} each): {t_dask:.1f} s, "
-          f"{n / t_dask:,.0f} req/s, {len(fitted.clients)} clients, peak {peak:,.0f} MiB per worker")  # fmt: skip
+    print(f"dask fit ({args.workers} workers, {args.memory} each): {n / w.wall:,.0f} req/s "
+          f"({n / w.cpu:,.0f} req per worker-CPU s), {len(fitted.clients)} clients; {w}", flush=True)  # fmt: skip
+    if args.skip_slice:
+        return
 
     # in-memory reference: the first clients' rows, up to --slice requests
-    df = pd.read_parquet(root)
-    counts = df["client"].value_counts().sort_index()
+    counts = pd.read_parquet(root, columns=["client"])["client"].value_counts().sort_index()
     keep = counts.index[np.cumsum(counts.to_numpy()) <= args.slice]
-    part = df[df["client"].isin(keep)]
-    del df
-    t0 = time.perf_counter()
+    part = pd.read_parquet(root, filters=[("client", "in", keep.tolist())])
+    loads = [os.getloadavg()[0]]
+    t0, c0 = time.perf_counter(), time.process_time()
     sg.fit(part, window=600, client="client")
-    t_mem = time.perf_counter() - t0
-    print(f"in-memory fit of a {len(part):,}-request slice ({len(keep)} clients): {t_mem:.1f} s, "
-          f"{len(part) / t_mem:,.0f} req/s")  # fmt: skip
+    t_mem, c_mem = time.perf_counter() - t0, time.process_time() - c0
+    loads.append(os.getloadavg()[0])
+    print(f"in-memory fit of a {len(part):,}-request slice ({len(keep)} clients): {t_mem:.1f} s wall, "
+          f"{c_mem:.1f} CPU s: {len(part) / t_mem:,.0f} req/s ({len(part) / c_mem:,.0f} req per CPU s); "
+          f"load average {min(loads):.1f}-{max(loads):.1f}", flush=True)  # fmt: skip
 
 
 def bench_generate(args: argparse.Namespace, tmp: Path) -> None:
-    from distributed.diagnostics import MemorySampler
-
     start = 0.0
     view = sg.load_pool(args.pool).span(start, start + args.gen_duration)
     wl = sg.Workload(view)
@@ -129,18 +195,15 @@ def bench_generate(args: argparse.Namespace, tmp: Path) -> None:
         lc, client = cluster(workers, args.memory)
         try:
             out = tmp / f"gen{workers}"
-            ms = MemorySampler()
-            t0 = time.perf_counter()
-            with ms.sample("gen", interval=0.5):
+            with Watch(client) as w:
                 write_dataset(wl, args.gen_duration, out, rng=0, partitions=4 * workers)
-            times[workers] = time.perf_counter() - t0
-            peak = peak_per_worker(ms, workers)
+            times[workers] = w.wall
         finally:
             client.close()
             lc.close()
         size = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20
         print(f"generate {args.gen_duration / 3600:g} h of {args.pool} with {workers} worker(s): "
-              f"{times[workers]:.1f} s, {size:,.0f} MiB, peak {peak:,.0f} MiB per worker")  # fmt: skip
+              f"{size:,.0f} MiB of Parquet; {w}", flush=True)  # fmt: skip
     print(f"speed-up with {args.workers} workers: {times[1] / times[args.workers]:.2f}x")
 
 
@@ -154,6 +217,12 @@ def main() -> None:
     ap.add_argument("--memory", default="2GB", help="memory limit per worker")
     ap.add_argument("--pool", default="language/m-mid")
     ap.add_argument("--gen-duration", type=float, default=86400.0)
+    ap.add_argument(
+        "--trace",
+        help="directory of the fit's trace: reused if it holds Parquet files, else written there and kept",
+    )
+    ap.add_argument("--trace-only", action="store_true", help="write the trace (--trace) and stop")
+    ap.add_argument("--skip-slice", action="store_true", help="no in-memory comparison")
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-gen", action="store_true")
     args = ap.parse_args()

@@ -26,10 +26,6 @@ MAX_LINES = 600
 KNOWN = {
     # Requests.to_format imports the formats, which all import requests (circle 2).
     ("upward", "servegen.requests", "servegen.formats"),
-    # Hooks that hand a Dask input to the out-of-core drivers above them (Workload.to_dask,
-    # fit/characterize on a Dask DataFrame): to be inverted so the driver is called directly.
-    ("upward", "servegen.workload", "servegen.dask_sample"),
-    ("upward", "servegen.fit.orchestrate", "servegen.dask_fit"),
     # Comparison.plot draws through servegen.plot, which uses the metrics: plotting moves
     # out of metrics.py in the next phase.
     ("upward", "servegen.metrics", "servegen.plot"),
@@ -184,12 +180,12 @@ def test_layer_table_is_read():
         "foundation",
         "data",
         "engine",
+        "drivers",
         "models",
         "workload",
         "outputs",
         "plots",
         "sources",
-        "drivers",
         "interface",
         "namespace",
     ]

@@ -11,7 +11,7 @@ import pytest
 
 import servegen as sg
 from servegen import cli
-from servegen.dask_sample import read_dataset, write_dataset
+from servegen.dask_sample import dataset_tasks, read_dataset, write_dataset
 
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
@@ -343,6 +343,89 @@ def test_write_dataset_matches_single_process_and_cleans_up(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no partial output left
 
 
+def _dominant(scale: float = 1.0) -> sg.Workload:
+    """One client sends ~90 % of the requests: grouping clients alone cannot share it out."""
+    clients = {"big": sg.Client(arrival=sg.Gamma(rate=6, cv=2), input_tokens=sg.LogNormal(mu=5, sigma=1),
+                                output_tokens=sg.Exponential(mean=100))}  # fmt: skip
+    clients |= {f"s{k}": sg.Client(arrival=sg.Weibull(rate=0.2, cv=0.5), input_tokens=50, output_tokens=9)
+                for k in range(3)}  # fmt: skip
+    return sg.Workload(clients, rate={0: 4.0, 5400: 8.0}, scale={"big": scale})
+
+
+def _rows_per_task(out, tasks) -> list[int]:
+    """Rows each task of ``dataset_tasks`` wrote: its group's files in its hours."""
+    rows = []
+    for g, _, a, b in tasks:
+        hours = range(int(a // 3600), int(-(-b // 3600)))
+        files = [out / f"day={h // 24}" / f"hour={h % 24:02d}" / f"part-{g:04d}.parquet" for h in hours]
+        rows.append(sum(len(pd.read_parquet(f)) for f in files if f.exists()))
+    return rows
+
+
+def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
+    wl = _dominant()
+    tasks = dataset_tasks(wl, 4 * 3600, partitions=2, workers=2)
+    # one group, two ranges (the later one draws the arrivals of the first hours again)
+    assert [(a, b) for _, _, a, b in tasks] == [(0.0, 7200.0), (7200.0, 14400.0)]
+    six = dataset_tasks(wl, 6 * 3600, partitions=2, workers=2)
+    assert [(a, b) for _, _, a, b in six] == [(0.0, 14400.0), (14400.0, 21600.0)]  # the later one shorter
+    out = write_dataset(wl, 4 * 3600, tmp_path / "ds", rng=4, partitions=2, ranges=2)
+    assert read_dataset(out).equals(wl.sample(4 * 3600, rng=4))
+    rows = _rows_per_task(out, tasks)
+    assert sum(rows) == len(wl.sample(4 * 3600, rng=4)) and max(rows) < 0.8 * sum(rows)
+    # 2 ranges x 2 groups, or explicit ranges; without a dominant client, no cut
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=4, workers=2)) == 4
+    assert len(dataset_tasks(wl, 8 * 3600, partitions=2, ranges=4)) == 4
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=2, ranges=4)) == 3  # whole hours: cuts merge
+    assert len(dataset_tasks(wl, 4 * 3600, partitions=2, workers=1)) == 2  # 1 worker: nothing to share
+    assert len({t[2] for t in dataset_tasks(_dominant(scale=0.1), 4 * 3600, partitions=8, workers=2)}) == 1
+    # half an hour cannot be cut into hours: client groups again
+    assert [(keys, b) for _, keys, _, b in dataset_tasks(wl, 1800, partitions=2, workers=2)] == [
+        (["big"], 1800.0),
+        (["s0", "s1", "s2"], 1800.0),
+    ]
+    # sessions carry turns across time: client groups only
+    assert {(a, b) for _, _, a, b in dataset_tasks(_workload(), 4 * 3600, partitions=4)} == {(0.0, 14400.0)}
+    with pytest.raises(ValueError, match=r"`ranges` 2 > 1 needs a workload without sessions"):
+        dataset_tasks(_workload(), 4 * 3600, partitions=2, ranges=2)
+    with pytest.raises(
+        ValueError, match=r"write_dataset: `ranges` must be a whole number >= 1 or None, got 0"
+    ):
+        dataset_tasks(wl, 3600, ranges=0)
+
+
+def test_tied_timestamps_are_found_across_partitions():
+    """The clock is that of the whole trace whether ties sit inside a partition, on the edge
+    between two, or in partitions whose time ranges overlap."""
+    from servegen.clock import clock_resolution
+    from servegen.fit import out_of_core
+
+    t = np.round(np.cumsum(np.random.default_rng(0).exponential(0.5, 400)), 6)
+    edge = t.copy()
+    edge[200] = edge[199]  # a tie across the edge of the two partitions only
+    for times, split in [(t, 200), (edge, 200), (t, None)]:
+        a, b = (times[:split], times[split:]) if split else (times[::2], times[1::2])  # None: overlapping
+        ddf = dd.concat([dd.from_pandas(pd.DataFrame({"timestamp": x}), npartitions=1) for x in (a, b)])
+        with dask.config.set(scheduler="synchronous"):
+            q = out_of_core._global(ddf, None)[1]
+        assert q == clock_resolution(times)
+    assert clock_resolution(edge).tie_fraction > 0 and clock_resolution(t).tie_fraction == 0
+
+
+@pytest.mark.slow
+def test_cli_workers_2_equals_workers_1_with_a_dominant_client(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wl.json").write_text(_dominant().to_json())
+    base = ["generate", "--spec", "wl.json", "--duration", "3h", "--seed", "5", "-q"]
+    assert cli.main([*base, "-o", "one", "--workers", "1"]) == 0
+    assert cli.main([*base, "-o", "two", "--workers", "2"]) == 0
+    one, two = read_dataset("one"), read_dataset("two")
+    assert one.equals(two) and one.equals(_dominant().sample(3 * 3600, rng=5))
+    tasks = dataset_tasks(_dominant(), 3 * 3600, partitions=8, workers=2)  # what --workers 2 runs
+    rows = _rows_per_task(tmp_path / "two", tasks)
+    assert len({(a, b) for _, _, a, b in tasks}) == 2 and max(rows) < 0.7 * sum(rows)
+
+
 @pytest.mark.slow
 def test_cli_workers_2_equals_workers_1(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -351,11 +434,15 @@ def test_cli_workers_2_equals_workers_1(tmp_path, monkeypatch):
     assert cli.main([*base, "-o", "one", "--workers", "1"]) == 0
     assert cli.main([*base, "-o", "two", "--workers", "2"]) == 0
     one, two = read_dataset("one"), read_dataset("two")
-    assert one.equals(two)  # 4 client groups on one worker, 8 on two
-    assert len(list((tmp_path / "one").rglob("*.parquet"))) == 2 * 4
-    assert len(list((tmp_path / "two").rglob("*.parquet"))) == 2 * 8
+    assert one.equals(two)  # 4 tasks on one worker, 8 on two
     view = sg.load_pool("language/m-large").span(18 * 3600, 18 * 3600 + 4200)
-    assert one.equals(sg.Workload(view, rate=5.0).sample(4200, rng=3))
+    wl = sg.Workload(view, rate=5.0)
+    for out, parts in (("one", 4), ("two", 8)):  # a file per group and hour
+        files = {(g, h) for g, _, a, b in dataset_tasks(wl, 4200, parts, workers=parts // 4)
+                 for h in range(int(a // 3600), 2)
+                 if h * 3600 < b}  # fmt: skip
+        assert len(list((tmp_path / out).rglob("*.parquet"))) == len(files)
+    assert one.equals(wl.sample(4200, rng=3))
     assert cli.main([*base, "-o", "bad", "--workers", "2", "--format", "jsonl"]) == 1
     assert not (tmp_path / "bad").exists()
 

@@ -87,7 +87,7 @@ def test_api_reference_lists_every_public_name():
         "results",
         "cli",
     }
-    assert listed - set(sg.__all__) == modules | {"dask_fit", "dask_sample"}
+    assert listed - set(sg.__all__) == modules | {"dask_sample"}
 
 
 def test_cli_page_covers_every_command():

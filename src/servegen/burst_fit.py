@@ -179,8 +179,14 @@ def _dispersion(
     b = np.floor((t - starts[seg]) / scale).astype(np.int64)
     ok = b < nb[seg]
     off = np.concatenate([[0], np.cumsum(nb)[:-1]])
-    cnt = np.bincount(off[seg[ok]] + b[ok], minlength=int(nb.sum())).astype(np.float64)
-    cell_seg = np.repeat(np.arange(nseg), nb)
+    cell, in_seg = off[seg[ok]] + b[ok], seg[ok]
+    if nb.sum() <= cell.size:  # dense: count every bin
+        cnt = np.bincount(cell, minlength=int(nb.sum())).astype(np.float64)
+        cell_seg = np.repeat(np.arange(nseg), nb)
+    else:  # sparse (many quiet clients x fine scale): only the occupied bins, O(requests)
+        _, first, counts = np.unique(cell, return_index=True, return_counts=True)
+        cnt, cell_seg = counts.astype(np.float64), in_seg[first]
+    # integer-valued sums, so both ways give the same bits
     s1 = np.bincount(cell_seg, cnt, minlength=nseg)
     s2 = np.bincount(cell_seg, cnt * cnt, minlength=nseg)
     with np.errstate(invalid="ignore", divide="ignore"):

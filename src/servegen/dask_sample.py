@@ -10,16 +10,25 @@ order: :func:`to_dask` leaves it out and :func:`read_dataset` recomputes it.
 
 :func:`to_dask` makes one lazy partition per group (and time range, without
 sessions: ``Workload.sample``'s ``start`` carries the arrival state over);
-:func:`write_dataset` has every worker stream its group hour by hour
+:func:`write_dataset` has every worker stream its group, in its time range, hour by hour
 (:meth:`~servegen.Workload.iter_chunks`, so a worker's memory is bounded by an hour of
-its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``.
-Dask is imported only when these run (``pip install "servegen[dask]"``).
+its group) into a hive-partitioned Parquet dataset ``day=D/hour=HH/part-GGGG.parquet``;
+time is cut when one client is too large a share of the work for client groups to
+balance (:func:`dataset_tasks`).
+
+The module knows a workload only as the object it is handed (its ``sample``,
+``iter_chunks`` and ``to_json``, and its class's ``from_json`` to rebuild it on the
+workers): it sits below ``servegen.workload`` (see :doc:`/architecture`), and
+:meth:`Workload.to_dask <servegen.Workload.to_dask>` calls down into it. Dask is imported
+only when these run (``pip install "servegen[dask]"``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import math
 import os
 import shutil
 import tempfile
@@ -30,11 +39,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validate import check_whole
+from ._validate import check_whole, check_whole_or_none
 from .engine.merge import merge
+from .engine.timeline import STREAM_WINDOW
 from .requests import Requests, read_parquet
 
-__all__ = ["client_groups", "cluster", "read_dataset", "to_dask", "write_dataset"]
+__all__ = [
+    "REDRAW_COST",
+    "client_groups",
+    "cluster",
+    "dataset_tasks",
+    "read_dataset",
+    "to_dask",
+    "write_dataset",
+]
 
 #: Seconds of stream per file of a dataset written by :func:`write_dataset`.
 DATASET_CHUNK = 3600.0
@@ -91,8 +109,7 @@ def _groups(wl: Any, partitions: Any, duration: float) -> list[list[Hashable]]:
         partitions = min(len(wl.clients), 2 * (os.cpu_count() or 1))
     if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool):
         # groups of equal expected work, so the workers finish together
-        weights = [_expected(c, duration) for c in wl.clients.values()]
-        return client_groups(list(wl.clients), int(partitions), weights)
+        return client_groups(list(wl.clients), int(partitions), _work(wl, duration))
     groups = [list(g) for g in partitions]
     flat = [k for g in groups for k in g]
     if sorted(map(repr, flat)) != sorted(map(repr, wl.clients)):
@@ -104,26 +121,26 @@ def _groups(wl: Any, partitions: Any, duration: float) -> list[list[Hashable]]:
 
 
 def _payload(wl: Any) -> Any:
-    """What travels to the workers: the JSON spec when it rebuilds ``wl`` exactly (a pool
-    view is a few bytes where the pickled models are megabytes), else the object."""
-    from .workload import Workload
-
+    """What travels to the workers: the workload's class and JSON spec when they rebuild
+    ``wl`` exactly (a pool view is a few bytes where the pickled models are megabytes),
+    else the object. The class comes with ``wl``, so this module imports no Workload."""
+    # the class whose from_json reads the spec (a subclass such as FittedWorkload inherits it)
+    cls: Any = next((c for c in type(wl).__mro__ if "from_json" in vars(c)), None)
     try:
         spec = wl.to_json()
+        same = cls is not None and cls.from_json(spec) == wl
     except (TypeError, ValueError):  # callable rates, custom models: no spec
         return wl
-    return spec if Workload.from_json(spec) == wl else wl
+    return (cls, spec) if same else wl
 
 
 @functools.lru_cache(maxsize=4)
-def _from_spec(spec: str) -> Any:
-    from .workload import Workload
-
-    return Workload.from_json(spec)  # once per worker process, not per task
+def _from_spec(cls: Any, spec: str) -> Any:
+    return cls.from_json(spec)  # once per worker process, not per task
 
 
 def _workload(payload: Any) -> Any:
-    return _from_spec(payload) if isinstance(payload, str) else payload
+    return _from_spec(*payload) if isinstance(payload, tuple) else payload
 
 
 def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
@@ -140,8 +157,6 @@ def _part(payload: Any, duration: float, seed: np.random.SeedSequence, group: li
 
 def _ranges(wl: Any, duration: float, chunk: Any) -> list[tuple[float, float]]:
     """``[start, end)`` time ranges of ``chunk`` seconds covering ``[0, duration)``."""
-    from .workload import STREAM_WINDOW
-
     if chunk is None:
         return [(0.0, duration)]
     n = chunk / STREAM_WINDOW if isinstance(chunk, (int, float)) and not isinstance(chunk, bool) else 0
@@ -150,16 +165,18 @@ def _ranges(wl: Any, duration: float, chunk: Any) -> list[tuple[float, float]]:
             f"to_dask: `chunk` must be a positive multiple of {STREAM_WINDOW!r} s, got {chunk!r}"
         )
     starts = np.arange(0.0, duration, float(chunk)).tolist()
-    # the rule of Workload.sample(start=...): turns and block ids carry over between windows
-    if len(starts) > 1 and (
-        wl.block_size is not None
-        or any(c.session is not None or c.prefix is not None for c in wl.clients.values())
-    ):
+    if len(starts) > 1 and not _cuttable(wl):
         raise ValueError(
             "to_dask: `chunk` (time-range partitions) needs a workload without sessions, shared prefixes "
             "or block ids: their turns and ids carry over from earlier windows; partition by client groups"
         )
     return [(a, min(a + float(chunk), duration)) for a in starts]
+
+
+def _cuttable(wl: Any) -> bool:
+    """Whether ``wl``'s stream can be cut in time (the rule of ``Workload.sample(start=...)``:
+    session turns, prefix groups and block ids carry over between windows)."""
+    return wl.block_size is None and all(c.session is None and c.prefix is None for c in wl.clients.values())
 
 
 def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None, chunk: Any = None) -> Any:
@@ -215,13 +232,89 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
-def _write_group(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
-                 g: int, root: str) -> int:  # fmt: skip
-    """One worker's share: stream the group hour by hour into ``root``; returns its row count."""
+#: What the skipped hours before a time range cost again, as a share of sampling them
+#: (their arrivals are drawn to carry the arrival state, not their request values): an
+#: estimate that places the cuts so that the ranges cost about the same. Measured 0.3 on
+#: language/m-mid's largest client (6 h, 147 M requests: 14.3 CPU s from 0, 7.0 from 4 h).
+REDRAW_COST = 0.3
+
+
+def dataset_tasks(
+    wl: Any, duration: float, partitions: Any = None, ranges: Any = None, workers: int = 1
+) -> list[tuple[int, list[Hashable], float, float]]:
+    """The tasks of :func:`write_dataset`: ``(group index, client keys, start, end)``.
+
+    ``partitions`` client groups of about equal expected requests (or the groups
+    themselves), each cut into ``ranges`` time ranges of whole hours (fewer when cuts
+    fall into the same hour). With ``ranges=None``
+    the ranges are as many as the ``workers`` need: a client with more than
+    ``1/workers`` of the requests cannot be shared out by grouping clients, so time is cut
+    into ``ceil(workers x its share)`` ranges (and the clients into correspondingly
+    fewer groups). A later range draws the arrivals of the hours before it again, so the
+    cuts come earlier than equal lengths (:data:`REDRAW_COST`), and no more ranges are
+    made than the workers need. A workload with sessions, shared prefixes or block ids is
+    not cut in time.
+
+    >>> import servegen as sg
+    >>> wl = sg.Workload({"big": sg.Client(arrival=sg.Poisson(rate=50), input_tokens=9, output_tokens=9),
+    ...                   "small": sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)})
+    >>> [(g, keys, a / 3600, b / 3600) for g, keys, a, b in dataset_tasks(wl, 4 * 3600, 2, workers=2)]
+    [(0, ['big', 'small'], 0.0, 2.0), (0, ['big', 'small'], 2.0, 4.0)]
+    """
+    hours = max(1, math.ceil(duration / DATASET_CHUNK))
+    if ranges is not None:
+        ranges = check_whole_or_none(ranges, "ranges", owner="write_dataset", low=1)
+        if ranges > 1 and not _cuttable(wl):
+            raise ValueError(
+                f"`ranges` {ranges!r} > 1 needs a workload without sessions, shared prefixes or block ids: "
+                "their turns and ids carry over from earlier windows"
+            )
+        r = int(ranges)
+    elif isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and _cuttable(wl):
+        work = np.array(_work(wl, duration))
+        share = float(work.max() / work.sum()) if work.sum() > 0 else 0.0
+        r = max(1, math.ceil(int(workers) * share - 1e-9))
+    else:
+        r = 1
+    # equal cost per range: range k pays its own length plus REDRAW_COST x its start
+    a = REDRAW_COST
+    frac = (1 - (1 - a) ** np.arange(min(r, hours) + 1)) / (1 - (1 - a) ** min(r, hours))
+    cuts = np.unique(np.round(frac * hours)) * DATASET_CHUNK
+    cuts[-1] = float(duration)
+    if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and partitions >= 1:
+        partitions = max(1, -(-int(partitions) // (cuts.size - 1)))
+    groups = _groups(wl, partitions, float(duration))
+    return [
+        (g, grp, float(lo), float(hi)) for lo, hi in itertools.pairwise(cuts) for g, grp in enumerate(groups)
+    ]
+
+
+def _work(wl: Any, duration: float) -> list[float]:
+    """Each client's expected requests in ``[0, duration)``, with its ``scale``."""
+    scale = wl.scale if isinstance(wl.scale, dict) else {}
+    return [_expected(c, duration) * float(scale.get(k, 1.0)) for k, c in wl.clients.items()]
+
+
+def _workers() -> int:
+    """Workers of the active ``distributed.Client``, else 1 (the local scheduler)."""
+    try:
+        from distributed import get_client
+
+        return max(1, len(get_client().nthreads()))
+    except (ImportError, ValueError):  # no distributed, or no client
+        return 1
+
+
+def _write_part(payload: Any, duration: float, seed: np.random.SeedSequence, group: list[Hashable],
+                g: int, start: float, end: float, root: str) -> int:  # fmt: skip
+    """One task: stream the group's hours in [start, end) into ``root``; returns its row count."""
     n = 0
-    for h, chunk in enumerate(
-        _workload(payload).iter_chunks(duration, DATASET_CHUNK, rng=seed, clients=group)
-    ):
+    chunks = _workload(payload).iter_chunks(duration, DATASET_CHUNK, rng=seed, clients=group, start=start)
+    for chunk in chunks:
+        lo = chunk.meta["chunk"][0]
+        if lo >= end:
+            break  # the next range's task writes the rest
+        h = int(lo // DATASET_CHUNK)
         d = Path(root) / f"day={h // 24}" / f"hour={h % 24:02d}"
         d.mkdir(parents=True, exist_ok=True)
         chunk.to_parquet(d / f"part-{g:04d}.parquet")
@@ -236,12 +329,17 @@ def write_dataset(
     *,
     rng: Any = None,
     partitions: Any = None,
+    ranges: Any = None,
 ) -> Path:
     """Write ``wl.sample(duration, rng=rng)`` as a Parquet dataset partitioned by day and hour.
 
-    Every client group (``partitions``, as for :func:`to_dask`) is one task of the current
-    Dask scheduler (a ``distributed.Client`` if one is active): it writes its hours as
-    ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). The
+    Every client group (``partitions``, as for :func:`to_dask`) in every time range
+    (``ranges``: see :func:`dataset_tasks`; by default as many as it takes to share out
+    a dominant client over the workers of the active ``distributed.Client``) is one task
+    of the current Dask scheduler: it writes its group's hours as
+    ``day=D/hour=HH/part-GGGG.parquet`` (workers must share the file system). A range
+    starts from the arrival state the earlier hours leave (their arrivals are drawn
+    again, not their requests), so the files are the single stream cut in time. The
     dataset is built in a temporary directory beside ``path`` and renamed into place at
     the end: on any error nothing is left at ``path``. :func:`read_dataset` reads it back
     as the single-process stream.
@@ -263,13 +361,12 @@ def write_dataset(
     if not target.parent.is_dir():
         raise ValueError(f"output directory does not exist: {str(target.parent)!r}")
     seed = _seed(rng)
-    groups = _groups(wl, partitions, float(duration))
+    plan = dataset_tasks(wl, float(duration), partitions, ranges, workers=_workers())
     tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         payload = dask.delayed(_payload(wl), pure=True)
-        tasks = [
-            dask.delayed(_write_group)(payload, duration, seed, grp, g, tmp) for g, grp in enumerate(groups)
-        ]
+        write = dask.delayed(_write_part)
+        tasks = [write(payload, duration, seed, grp, g, a, b, tmp) for g, grp, a, b in plan]
         dask.compute(*tasks)
         os.replace(tmp, target)
     except BaseException:

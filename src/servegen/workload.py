@@ -167,11 +167,13 @@ class Workload:
         rng: _rng.SeedLike = None,
         workers: int | None = None,
         clients: Iterable[Hashable] | None = None,
+        start: float = 0.0,
     ) -> Iterator[Requests]:
         """Yield the stream of :meth:`sample` as consecutive ``chunk``-second parts.
 
         Memory stays bounded by one chunk plus one stream window; the parts concatenate
-        to exactly ``sample(duration, rng=rng)`` for the same seed.
+        to exactly ``sample(duration, rng=rng)`` for the same seed. ``clients`` and
+        ``start`` are :meth:`sample`'s: with ``start`` the first part begins there.
         """
         duration = check_duration(duration)
         if not (isinstance(chunk, (int, float)) and math.isfinite(chunk) and chunk > 0):
@@ -181,6 +183,7 @@ class Workload:
             duration,
             float(chunk),
             _rng.root_seed(rng),
+            start=start,
             **self._plan(duration, workers, clients),
         )
 

@@ -88,12 +88,15 @@ def iter_chunks(
     duration: float,
     chunk: float,
     root: np.random.SeedSequence,
+    *,
+    start: float = 0.0,
     **plan: Any,
 ) -> Iterator[Requests]:
-    """The stream of :func:`sample` as consecutive ``chunk``-second parts."""
+    """The stream of :func:`sample` from ``start`` on, as consecutive ``chunk``-second parts."""
     p = Plan(clients, duration, root, **plan)
+    p.skip_to(start)
     cutter = Cutter(p, duration)
-    start, edge = 0.0, float(chunk)
+    start, edge = float(start), float(start) + float(chunk)
     for w, part in p.windows():
         assert part is not None
         cutter.add(part)

@@ -44,7 +44,8 @@ inter-arrival law estimation: MLEs, censoring, AIC/BIC, KS), :mod:`servegen.fit.
 (length statistics, compact empirical PMFs, parametric laws) and
 :mod:`servegen.fit.orchestrate` (:func:`characterize`, :func:`fit`,
 :class:`FittedWorkload`). Bursts come from :mod:`servegen.burst_fit`, conversations from
-:mod:`servegen.session_fit`, out-of-core inputs go through :mod:`servegen.dask_fit`.
+:mod:`servegen.session_fit`; out-of-core inputs (a Dask DataFrame, a Parquet dataset) go
+through :mod:`servegen.fit.out_of_core`.
 
 >>> import servegen as sg
 >>> from servegen.fit import characterize, fit

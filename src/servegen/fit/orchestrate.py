@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from .. import dask_fit
 from .._rng import SeedLike, generator
 from ..attributes import RankCorrelation
 from ..burst_fit import fit_bursts
@@ -21,6 +20,7 @@ from ..burst_models import client_schedule, warp
 from ..client import Client
 from ..trace import Trace
 from ..workload import Workload
+from . import out_of_core
 from .arrival_laws import iat_table
 from .common import (
     ARRIVAL_LAWS,
@@ -74,7 +74,7 @@ def characterize(
         ``output_tokens``, other columns optional) or :class:`~servegen.Requests`.
         Unsorted timestamps are sorted (stably, with their rows); ``attrs["resorted"]``
         says when that happened. A Dask DataFrame or Parquet dataset path runs out of core
-        with the same result (:mod:`servegen.dask_fit`).
+        with the same result (:mod:`servegen.fit.out_of_core`).
     window
         Seconds per window (> 0). Windows start at 0; the last one ends at the last
         timestamp (or the recorded duration of a ``Requests``) and may be shorter.
@@ -128,8 +128,8 @@ def characterize(
     >>> int(r.loc[0, "n"]), round(float(r.loc[0, "iat_cv"]), 1)   # spread inside the ticks
     (160, 0.9)
     """
-    if dask_fit.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
-        return dask_fit.run(characterize, locals())
+    if out_of_core.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
+        return out_of_core.run(characterize, locals())
     w = check_window(window)
     laws_t = check_arrival_laws(laws, ARRIVAL_LAWS, "laws")
     check_choice(criterion, "criterion", ("aic", "bic"))
@@ -290,8 +290,8 @@ def fit(
     >>> a.laws, bool(abs(a.rates - 3).max() < 0.2), bool(abs(a.cvs - 0.7).max() < 0.05)
     (['weibull', 'weibull'], True, True)
     """
-    if dask_fit.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
-        return dask_fit.run(fit, locals())
+    if out_of_core.is_dask_input(trace):  # a Dask DataFrame or Parquet dataset: out of core
+        return out_of_core.run(fit, locals())
     if sessions is not False:  # lazy import: session_fit calls back into this fit, never imports it
         args = {k: v for k, v in locals().items() if k not in ("trace", "sessions")}
         from ..session_fit import fit_conversations

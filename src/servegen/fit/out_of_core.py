@@ -52,11 +52,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from .clock import Quantization, clock_resolution
-from .trace import Trace, as_trace
+from ..clock import Quantization, clock_resolution
+from ..trace import Trace, as_trace
 
-__all__ = ["is_dask_input", "run"]
+__all__ = ["PARTITION_ROWS", "is_dask_input", "run"]
+
+#: Rows per partition after the shuffle by client, at most (the trace's own partitions
+#: are kept when there are more): a worker fits one partition's clients at a time, about
+#: 100 bytes a request on top of the data.
+PARTITION_ROWS = 1_000_000
 
 
 def is_dask_input(trace: Any) -> bool:
@@ -96,7 +102,9 @@ def _open(trace: Any) -> Any:
         path = os.fspath(trace)
         if not os.path.exists(path):
             raise ValueError(f"trace: no Parquet dataset at {path!r}")
-        trace = dd.read_parquet(path)  # columns are projected lazily
+        # a partition per row group (about a million rows in files written by pyarrow),
+        # not per file: a worker's memory holds a few partitions while it shuffles them
+        trace = dd.read_parquet(path, split_row_groups=True)  # columns are projected lazily
     return trace
 
 
@@ -109,21 +117,49 @@ def _load(trace: Any, columns: list[str]) -> Any:
 
 
 def _edges(part: pd.DataFrame) -> pd.DataFrame:
+    """One partition's request count, time range, order and whether two of its timestamps tie."""
     t = part["timestamp"].to_numpy(dtype=np.float64)
     ok = t.size == 0 or bool((np.diff(t) >= 0).all())
     lo, hi = (float(t[0]), float(t[-1])) if t.size else (np.nan, np.nan)
-    return pd.DataFrame({"n": [t.size], "first": [lo], "last": [hi], "max": [t.max(initial=-np.inf)],
-                         "sorted": [ok]})  # fmt: skip
+    ties = bool((np.diff(t if ok else np.sort(t)) == 0).any())
+    return pd.DataFrame({"n": [t.size], "first": [lo], "last": [hi], "min": [t.min(initial=np.inf)],
+                         "max": [t.max(initial=-np.inf)], "sorted": [ok], "ties": [ties]})  # fmt: skip
+
+
+def _any_ties(ddf: Any, edges: pd.DataFrame) -> bool:
+    """Whether two timestamps of the dataset are equal.
+
+    Inside a partition ``_edges`` saw it; between partitions whose time ranges do not
+    overlap (log files in time order) none can tie; only when ranges overlap are the
+    distinct timestamps counted, which shuffles the timestamp column.
+    """
+    if edges["ties"].any():
+        return True
+    lo, hi = edges["min"].to_numpy(), edges["max"].to_numpy()
+    order = np.argsort(lo, kind="stable")
+    if bool((lo[order][1:] > hi[order][:-1]).all()):
+        return False
+    distinct = ddf["timestamp"].drop_duplicates(split_out=max(1, ddf.npartitions // 4)).size.compute()
+    return int(distinct) < int(edges["n"].sum())
+
+
+def _timestamps(ddf: Any, batch: int = 4) -> NDArray[np.float64]:
+    """Every timestamp, gathered a few partitions at a time into this process: a plain
+    ``compute()`` first joins the partitions on one worker, and gathering all at once
+    leaves all of them waiting in the workers' memory."""
+    import dask
+
+    parts = ddf["timestamp"].to_delayed()
+    out = []
+    for i in range(0, len(parts), batch):
+        out += [np.asarray(p, dtype=np.float64) for p in dask.compute(*parts[i : i + batch])]
+    return np.concatenate(out)
 
 
 def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     """Span, clock, 'resorted' and request count of the whole dataset."""
-    import dask
-
-    edges, distinct = dask.compute(
-        ddf.map_partitions(_edges, meta=_edges(pd.DataFrame({"timestamp": np.zeros(0)}))),
-        ddf["timestamp"].drop_duplicates(split_out=max(1, ddf.npartitions // 4)).size,
-    )
+    ddf = ddf[["timestamp"]]  # read that column alone
+    edges = ddf.map_partitions(_edges, meta=_edges(pd.DataFrame({"timestamp": np.zeros(0)}))).compute()
     edges = edges[edges["n"] > 0]
     n = int(edges["n"].sum())
     if n == 0:
@@ -133,10 +169,10 @@ def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     ordered = bool(
         edges["sorted"].all() and (edges["first"].to_numpy()[1:] >= edges["last"].to_numpy()[:-1]).all()
     )
-    if int(distinct) == n:
+    if not _any_ties(ddf, edges):
         q = Quantization(0.0, 0.0, False, "none")  # clock_resolution's answer without ties
     else:
-        q = clock_resolution(ddf["timestamp"].compute().to_numpy(dtype=np.float64))
+        q = clock_resolution(_timestamps(ddf))
     if _needs_spread(q, mode):
         raise ValueError(
             f"trace: timestamps are logged on a {q.resolution!r} s clock ({q.tie_fraction:.0%} ties), and "
@@ -146,8 +182,17 @@ def _global(ddf: Any, mode: Any) -> tuple[float, Quantization, bool, int]:
     return span, q, not ordered, n
 
 
+def _by_client_partitions(ddf: Any, cols: list[str], n: int) -> Any:
+    """``ddf`` shuffled so that each client's rows are in one partition of about
+    :data:`PARTITION_ROWS` rows (a worker fits a partition's clients in memory)."""
+    if not cols:
+        return ddf.repartition(npartitions=1)  # one client: it must fit in one worker
+    parts = max(ddf.npartitions, -(-n // PARTITION_ROWS))
+    return ddf.shuffle(on=cols if len(cols) > 1 else cols[0], npartitions=parts)
+
+
 def _one(
-    part: pd.DataFrame, func: Callable[..., Any], kw: dict[str, Any], span: float, q: Quantization | None
+    part: pd.DataFrame, func: Callable[..., Any], kw: dict[str, Any], span: float, q: Quantization
 ) -> Any:
     """Run ``func`` (characterize or fit) on one partition: whole clients, the global span/clock."""
     if len(part) == 0:
@@ -158,7 +203,7 @@ def _one(
     return func(pt, **kw)
 
 
-def _order(keys: list[Hashable], multi: bool) -> list[Hashable]:
+def _order(keys: list[Any], multi: bool) -> list[Any]:
     """Client keys in the in-memory order (``pd.factorize(sort=True)``)."""
     if multi:
         return sorted(keys, key=lambda k: tuple(str(k).split("|")))
@@ -176,15 +221,12 @@ def run(func: Callable[..., Any], args: Mapping[str, Any]) -> Any:
     client, by = kw.get("client"), kw.get("by")
     cols = ([client] if client else []) + ([by] if isinstance(by, str) else list(by or []))
     base = ["timestamp", "input_tokens", "output_tokens", *cols]
-    if func.__name__ == "fit" and kw.get("sessions") is not False:
+    if "sessions" in kw and kw["sessions"] is not False:  # fit (characterize has no sessions)
         if (conv := _conversations(trace, func, kw, base, cols)) is not None:
             return conv
     ddf = _load(trace, base)
     span, q, resorted, n = _global(ddf, kw.get("dequantize"))
-    if cols:
-        ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0])
-    else:
-        ddf = ddf.repartition(npartitions=1)  # one client: it must fit in one worker
+    ddf = _by_client_partitions(ddf, cols, n)
     return _by_client(ddf, func, kw, multi=len(cols) > 1, span=span, clock=q, resorted=resorted, n=n)
 
 
@@ -195,11 +237,9 @@ def _by_client(
     """``func`` on each partition of ``ddf`` (whole clients), the results merged in client order."""
     import dask
 
-    from .fit import FittedWorkload
-
     tasks = [dask.delayed(_one)(d, func, kw, span, clock) for d in ddf.to_delayed()]
     parts = [p for p in dask.compute(*tasks) if p is not None]
-    if func.__name__ == "characterize":
+    if isinstance(parts[0], pd.DataFrame):  # characterize's table
         return _merge_tables(parts, multi, resorted)
     keyed = {k: (p, c) for p in parts for k, c in p.clients.items()}
     keys = _order(list(keyed), multi)
@@ -217,7 +257,7 @@ def _by_client(
             col: {k: v for p in parts for k, v in p.info["length_fits"][col].items()}
             for col in info["length_fits"]
         }
-    return FittedWorkload({k: keyed[k][1] for k in keys}, report=report, info=info)
+    return type(parts[0])({k: keyed[k][1] for k in keys}, report=report, info=info)  # fit's FittedWorkload
 
 
 def _merge_tables(tables: list[pd.DataFrame], multi: bool, resorted: bool) -> pd.DataFrame:
@@ -261,7 +301,7 @@ def _with_rows(part: pd.DataFrame, offsets: list[int], partition_info: Any = Non
 
 def _link_part(part: pd.DataFrame, kw: dict[str, Any], block_size: int | None, base: list[str]) -> Any:
     """One partition's clients: their session models (arrival to come) and session starts."""
-    from .session_fit import client_links, session_client
+    from ..session_fit import client_links, session_client
 
     if len(part) == 0:
         return None
@@ -280,7 +320,7 @@ def _link_part(part: pd.DataFrame, kw: dict[str, Any], block_size: int | None, b
 
 
 def _starts_part(todo: dict[Hashable, tuple[Any, ...]], end: float, window: float) -> dict[Hashable, Any]:
-    from .session_starts import starts_schedule
+    from ..session_starts import starts_schedule
 
     return {
         k: c.model_copy(update={"arrival": starts_schedule(c, total, end, start_share=share, rng=seed,
@@ -294,9 +334,9 @@ def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], bas
     """``fit``'s conversation path out of core, or None where the in-memory fit has none."""
     import dask
 
-    from ._rng import generator
-    from .arrivals import ArrivalSchedule
-    from .session_fit import SESSION_COLUMNS
+    from .._rng import generator
+    from ..arrivals import ArrivalSchedule
+    from ..session_fit import SESSION_COLUMNS
 
     sessions = kw.get("sessions")
     if sessions not in (None, True):
@@ -341,13 +381,13 @@ def _conversations(trace: Any, func: Callable[..., Any], kw: dict[str, Any], bas
         raise ValueError(f"fit: `parent` holds row {int(stats['pmax'].max())!r} of a {n}-row trace")
     offsets = np.concatenate([[0], np.cumsum(stats["n"].to_numpy())[:-1]]).tolist()
     ddf = ddf.map_partitions(_with_rows, offsets, meta=_with_rows(ddf._meta, [0]))
-    ddf = ddf.shuffle(on=cols if len(cols) > 1 else cols[0]) if cols else ddf.repartition(npartitions=1)
+    span, q, _, _ = _global(ddf[base], kw.get("dequantize"))  # before the shuffle: files in time order
+    ddf = _by_client_partitions(ddf, cols, n)
     small = dask.compute(*[dask.delayed(_link_part)(d, kw, block_size, base) for d in ddf.to_delayed()])
     small = [s for s in small if s is not None]
     if not required and not any(s[1] for s in small):
         return None
     # the in-memory fit of the whole stream is of the time-sorted trace: not "resorted"
-    span, q, _, _ = _global(ddf[base], kw.get("dequantize"))
     whole = _by_client(ddf[base], func, {**kw, "sessions": False}, multi=len(cols) > 1, span=span, clock=q,
                        resorted=False, n=n)  # fmt: skip
     seeds = generator(kw.get("rng", 0))  # one seed per client, in client order (as in memory)
