@@ -63,7 +63,9 @@ def test_to_format_passes_options(tmp_path):
 
 @pytest.mark.parametrize("bad", ["sharegpt", "", ["mooncake"], None])
 def test_unknown_format_names_the_valid_ones(bad, tmp_path):
-    with pytest.raises(ValueError, match=r"to_format: unknown format .*; valid formats are \['aiperf', 'azure'"):
+    with pytest.raises(
+        ValueError, match=r"to_format: unknown format .*; valid formats are \['aiperf', 'azure'"
+    ):
         requests().to_format(tmp_path / "x", bad)
     assert not (tmp_path / "x").exists()
 
