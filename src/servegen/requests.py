@@ -330,7 +330,7 @@ class Requests:
         >>> sorted(json.loads(p.read_text().splitlines()[0]))
         ['hash_ids', 'input_length', 'output_length', 'timestamp']
         """
-        return format_writer(format)(self, path, format, **options)  # type: ignore[no-any-return]
+        return format_writer(format)(self, path, format, **options)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> Requests:
