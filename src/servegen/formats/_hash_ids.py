@@ -7,14 +7,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validate import check_whole
 from ..requests import Ragged, Requests
 from ._writer import input_total
 
 
 def check_block_size(block_size: Any) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"`block_size` must be an integer >= 1, got {block_size!r}")
-    return int(block_size)
+    """Tokens per KV block: a whole number >= 1.
+
+    >>> check_block_size(16)
+    16
+    >>> check_block_size(16.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `block_size` must be a whole number >= 1, got 16.0
+    """
+    return check_whole(block_size, "block_size", low=1)
 
 
 class HashIds:
@@ -36,9 +44,7 @@ class HashIds:
 
     def __init__(self, block_size: int, start: int = 0) -> None:
         self.block_size = check_block_size(block_size)
-        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-            raise ValueError(f"`hash_start` must be an integer >= 0, got {start!r}")
-        self.next_id = int(start)
+        self.next_id = check_whole(start, "hash_start", low=0)
 
     def __call__(self, req: Requests, total: Any = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         total = input_total(req) if total is None else total  # (prompt lengths, when not the requests')

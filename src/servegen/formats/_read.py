@@ -83,8 +83,8 @@ def timeline(values: NDArray[Any], unit: str, relative: bool) -> tuple[NDArray[n
     div = _TIME_DIVISORS[unit]
     if np.issubdtype(values.dtype, np.integer):
         # Subtract in the integer domain first: ns epochs do not fit a float64 exactly.
-        origin = int(values.min()) if relative and len(values) else 0
-        return _int_seconds(values.astype(np.int64) - origin, int(div)), origin / div
+        ticks = int(values.min()) if relative and len(values) else 0
+        return _int_seconds(values.astype(np.int64) - ticks, int(div)), ticks / div
     v = np.asarray(values, dtype=np.float64)
     # Subtract before dividing: whole-number times (ms) then give exact differences.
     origin = float(np.nanmin(v)) if relative and len(v) else 0.0

@@ -143,8 +143,8 @@ def requests_from_frame(df: pd.DataFrame) -> Requests:
             if isinstance(s.dtype, pd.CategoricalDtype):
                 codes, uniques = s.cat.codes.to_numpy(), list(s.cat.categories)
             else:
-                codes, uniques = pd.factorize(s, sort=True)
-                uniques = list(uniques)
+                codes, found = pd.factorize(s, sort=True)
+                uniques = list(found)
             if (codes < 0).any():
                 raise ValueError(f"write: `client` is missing at row {int(np.argmax(codes < 0))}")
             cols["client"] = np.asarray(codes, dtype=np.int32)
