@@ -17,7 +17,7 @@ The primitives are small functions on numpy arrays (timestamps in seconds, token
 :func:`lru_hit_rate`        the same for an LRU cache of a given capacity
 ==========================  ============================================================
 
-:func:`servegen.compare` (:mod:`servegen.comparison`) puts these side by side for two
+:func:`servegen.compare` (module ``servegen.comparison``) puts these side by side for two
 request streams (a recorded trace and a synthetic one, or two traces).
 
 >>> import numpy as np
