@@ -72,7 +72,7 @@ def test_unknown_format_names_the_valid_ones(bad, tmp_path):
 
 def test_no_entry_points_at_all_says_to_install(fresh, monkeypatch, tmp_path):
     # servegen run from a source tree without being installed: no metadata at all.
-    monkeypatch.setattr(_format_writers, "entry_points", lambda group: [])
+    monkeypatch.setattr(_format_writers, "_entry_points", lambda group: [])
     with pytest.raises(ValueError, match=r"no format writers are installed .*`pip install -e \.`"):
         requests().to_format(tmp_path / "x", "mooncake")
 

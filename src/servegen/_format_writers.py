@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["GROUP", "format_names", "format_writer", "refresh"]
 
@@ -31,11 +33,19 @@ GROUP = "servegen.formats"
 _LOADED: dict[str, Callable[..., Any]] = {}  # format name -> its loaded writer
 
 
+def _entry_points(group: str) -> list[EntryPoint]:
+    # Imported here: importlib.metadata costs tens of milliseconds to import, and
+    # `servegen.requests` (which imports this module) is on the light import path.
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=group))
+
+
 @functools.cache
 def _declared() -> dict[str, list[EntryPoint]]:
     """Every entry point of :data:`GROUP`, by format name (sorted)."""
     table: dict[str, list[EntryPoint]] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    for ep in sorted(_entry_points(GROUP), key=lambda e: e.name):
         if ep.value not in [e.value for e in table.get(ep.name, [])]:  # one package seen twice
             table.setdefault(ep.name, []).append(ep)
     return table
