@@ -25,6 +25,7 @@ from ._rng import SeedLike, generator
 from .cache import prefix_hit_rate
 from .clock import check_seconds
 from .metrics import dispersion_index, hurst, iat_cv, ks, spearman, wasserstein, window_stats
+from .plot import comparison as draw_comparison  # matplotlib itself loads on the first figure
 from .trace import Trace, as_trace, client_column
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so `import servegen` stays light
@@ -92,9 +93,7 @@ class Comparison:
         Built on :class:`matplotlib.figure.Figure` (no pyplot state); save it with
         ``fig.savefig(path)``.
         """
-        from .plot import comparison
-
-        return comparison(self.windows, *self._data, self.names)
+        return draw_comparison(self.windows, *self._data, self.names)
 
 
 def compare(
