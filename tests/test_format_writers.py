@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def fresh():
-    """Forget the entry points read so far, before and after the test."""
+    """Forget the entry points read so far (and the test plugin), before and after the test."""
     _format_writers.refresh()
     yield
     _format_writers.refresh()
+    sys.modules.pop("sg_plugin", None)
 
 
 def requests() -> sg.Requests:
@@ -95,7 +96,6 @@ def _install_plugin(root: Path, formats: dict[str, str]) -> None:
 def test_another_package_adds_a_format(fresh, monkeypatch, tmp_path):
     _install_plugin(tmp_path, {"tabular": "sg_plugin:write"})
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "sg_plugin", raising=False)
     p = requests().to_format(tmp_path / "out.txt", "tabular", level=3)
     assert p.read_text() == "tabular 3 ['level']"
     assert "tabular" in _format_writers.format_names() and "mooncake" in _format_writers.format_names()
