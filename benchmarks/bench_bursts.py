@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 import servegen as sg
-from servegen.metrics import compare, dispersion_index
+from servegen.comparison import compare
+from servegen.metrics import dispersion_index
 
 SCALES = (1, 10, 60, 300)
 CASES = {

@@ -12,7 +12,8 @@ from scipy import stats
 import servegen as sg
 from servegen.burst_fit import fit_mixture
 from servegen.bursts import mixture_means
-from servegen.metrics import compare, dispersion_index, iat_cv
+from servegen.comparison import compare
+from servegen.metrics import dispersion_index, iat_cv
 
 
 def gaps_of(model, duration=20_000.0, seed=0):

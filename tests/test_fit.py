@@ -12,8 +12,9 @@ from scipy import stats
 
 import servegen as sg
 from servegen.arrivals import weibull_shape
+from servegen.comparison import compare
 from servegen.fit import FittedWorkload, characterize, fit, fit_lengths
-from servegen.metrics import compare, dispersion_index, iat_cv
+from servegen.metrics import dispersion_index, iat_cv
 
 
 def load_mooncake(path: Path) -> pd.DataFrame:

@@ -388,8 +388,26 @@ def test_unknown_formats_and_options(tmp_path: Path) -> None:
         read_trace(DATA / "tiny.mooncake.jsonl", "mooncake", time_unit="s")
     with pytest.raises(ValueError, match="`columns` is for the generic formats"):
         read_trace(DATA / "tiny.mooncake.jsonl", "mooncake", columns={"timestamp": "t"})
-    with pytest.raises(ValueError, match="`block_size` must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="`block_size` must be a whole number >= 1, got 0"):
         write(tiny(), tmp_path / "x", "vllm", block_size=0)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "rule"),
+    [
+        ("block_size", 16.0, ">= 1"),
+        ("block_size", True, ">= 1"),
+        ("block_size", -3, ">= 1"),
+        ("hash_start", 1.5, ">= 0"),
+        ("hash_start", False, ">= 0"),
+        ("hash_start", -1, ">= 0"),
+    ],
+)
+def test_hash_id_options_are_whole_numbers(option, value, rule, tmp_path: Path) -> None:
+    """The project's template (servegen._validate): a float or a bool is not a count."""
+    with pytest.raises(ValueError, match=rf"^`{option}` must be a whole number {rule}, got {value!r}$"):
+        write(tiny(), tmp_path / "x", "mooncake", **{option: value})
     assert not (tmp_path / "x").exists()
 
 

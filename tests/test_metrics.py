@@ -1,4 +1,4 @@
-"""Metrics primitives, clock detection and ``compare`` (servegen.metrics)."""
+"""Metrics primitives, clock detection (servegen.metrics) and ``compare`` (servegen.comparison)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 from scipy import stats
 
 import servegen as sg
+from servegen.comparison import Comparison, compare
 from servegen.metrics import (
-    Comparison,
     clock_resolution,
-    compare,
     dequantize,
     dispersion_index,
     hurst,

@@ -22,7 +22,7 @@ _LAZY = {
     "ArrivalSchedule": ".arrivals",
     "Client": ".client",
     "Clipped": ".distributions",
-    "Comparison": ".metrics",
+    "Comparison": ".comparison",
     "Constant": ".distributions",
     "Deterministic": ".arrivals",
     "Distribution": ".distributions",
@@ -55,7 +55,7 @@ _LAZY = {
     "Workload": ".workload",
     "Zipf": ".distributions",
     "characterize": ".fit",
-    "compare": ".metrics",
+    "compare": ".comparison",
     "fit": ".fit",
     "fit_lengths": ".fit",
     "fit_sessions": ".session_fit",
@@ -174,6 +174,7 @@ if _TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .attributes import Modality, Multimodal, RankCorrelation, Reasoning
     from .bursts import Hyperexponential, OnOffRenewal
     from .client import Client
+    from .comparison import Comparison, compare
     from .distributions import (
         Clipped,
         Constant,
@@ -189,7 +190,6 @@ if _TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .engine.merge import merge
     from .fit import FittedWorkload, characterize, fit, fit_lengths
     from .formats import read_trace
-    from .metrics import Comparison, compare
     from .piecewise import Piecewise
     from .pools import Pool, list_pools, load_pool, read_release
     from .replay import replay_command

@@ -510,7 +510,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import plot
-    from .metrics import compare
+    from .comparison import compare
 
     a = _read(args.a, args.format_a or args.format)
     b = _read(args.b, args.format_b or args.format)

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from . import _keys
 from ._atomic import atomic_write
+from ._format_writers import format_writer
 
 __all__ = ["Ragged", "Requests", "read_parquet"]
 
@@ -317,6 +318,11 @@ class Requests:
     def to_format(self, path: str | os.PathLike[str], format: str, **options: Any) -> Path:
         """Write in one of the formats other tools read (see :mod:`servegen.formats`).
 
+        The same as ``servegen.formats.write(self, path, format, **options)``. The writer
+        is found by name among the installed entry points of the group
+        ``servegen.formats`` (servegen's own formats and any that another package declares), so
+        this data class does not import the formats built on it.
+
         >>> import servegen as sg, tempfile, os
         >>> r = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=600, output_tokens=9).sample(10, rng=0)
         >>> p = r.to_format(os.path.join(tempfile.mkdtemp(), "t.jsonl"), "mooncake")
@@ -324,9 +330,7 @@ class Requests:
         >>> sorted(json.loads(p.read_text().splitlines()[0]))
         ['hash_ids', 'input_length', 'output_length', 'timestamp']
         """
-        from .formats import write
-
-        return write(self, path, format, **options)
+        return format_writer(format)(self, path, format, **options)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> Requests:

@@ -3,7 +3,9 @@
 :func:`read_trace` turns a trace file into one canonical :class:`pandas.DataFrame`;
 :func:`write` and :func:`write_chunks` turn :class:`~servegen.Requests` (or such a
 DataFrame) into a benchmark's or simulator's input file, atomically (a temporary file
-renamed on success) and, for chunks, in bounded memory.
+renamed on success) and, for chunks, in bounded memory. ``Requests.to_format(path,
+format)`` calls :func:`write`, which it finds by name among the entry points of the group
+``servegen.formats`` (another installed package can add a format there).
 
 >>> import servegen as sg, tempfile, os
 >>> from servegen.formats import read_trace, write
