@@ -50,6 +50,7 @@ def test_weibull_shape_solves_cv(cv):
     assert np.sqrt(m2 / m1**2 - 1) == pytest.approx(cv, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_counts_are_random_with_renewal_dispersion():
     """Window counts vary as the process implies: dispersion ~1 for Poisson, ~cv^2 for Gamma.
 
@@ -80,6 +81,7 @@ def test_time_change_at_rate_break():
     assert after[0] - 600 == pytest.approx((1 - residual) / 2, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_no_pile_up_at_window_edges_for_bursty_process():
     """Arrivals near stream-window edges are as frequent as anywhere (phase is uniform)."""
     t = arrivals(sg.Gamma(rate=20, cv=4), 600 * 200, seed=5)

@@ -108,6 +108,7 @@ def test_reasoning_tokens_mode():
     ],
     ids=["in-out+0.4", "in-out-0.3", "out-reasoning", "text-image"],
 )
+@pytest.mark.slow
 def test_rank_correlation_hits_target_and_keeps_marginals(client_fn, dep, fields):
     target = next(iter(dep.targets().values()))
     dependent = client_fn(dependence=dep).sample(DUR, rng=5)
@@ -221,6 +222,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("thunk", "exc", "pattern"), BAD)
+@pytest.mark.slow
 def test_attribute_errors(thunk, exc, pattern):
     with pytest.raises(exc, match=pattern):
         thunk()

@@ -161,6 +161,7 @@ def test_schedule_model_pieces_are_checked():
 
 
 # -- fitting --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fit_mixture_beats_one_gamma_and_recovers_phases():
     rng = np.random.default_rng(7)
     n = 30_000
@@ -205,6 +206,7 @@ def test_renewal_traces_stay_renewal(arrival):
     assert wl.clients[0].arrival.models is None  # plain renewal pieces, as before
 
 
+@pytest.mark.slow
 def test_onoff_trace_is_found_with_its_periods():
     trace = onoff_trace(0)
     rep = sg.characterize(trace, window=600)
@@ -218,6 +220,7 @@ def test_onoff_trace_is_found_with_its_periods():
     assert rep.loc[0, "disp_10s"] == pytest.approx(dispersion_index(w0, 10.0, start=0, end=600), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_mixed_gaps_choose_the_mixture_law_by_aic():
     # iid gaps from a two-phase mixture: the mixture beats every one-law fit by AIC. (Such a
     # client is also an on/off process with exponential on-periods, so the client-wide

@@ -112,6 +112,7 @@ def test_pools(capsys):
     assert "language/m-large" in names and "162" in out.splitlines()[1]
 
 
+@pytest.mark.slow
 def test_generate_pool_matches_the_library(capsys):
     code, _, err = run(
         capsys, "generate", "--pool", "language/m-large", "--start", "18:00", "--duration", "5m",
@@ -139,6 +140,7 @@ def test_generate_spec_any_chunk_size_same_file(capsys, tmp_path):
     assert Path(write(want, tmp_path / "c.jsonl", "mooncake")).read_text() == text  # default seed 0
 
 
+@pytest.mark.slow
 def test_generate_rate_overrides_the_spec(capsys, tmp_path):
     code, _, err = run(capsys, "generate", "--spec", _spec(tmp_path), "--duration", "10m", "--rate", "40",
                        "-o", "r.csv")  # fmt: skip

@@ -92,6 +92,7 @@ def test_enums_and_window_match_upstream():
 
 
 # -- the README's examples ---------------------------------------------------------------
+@pytest.mark.slow
 def test_readme_basic_usage(large):
     reqs = generate_workload(large, {0: 100.0, 600: 150.0}, duration=1200, seed=0)
     ts = check_requests(reqs, 1200)
@@ -161,6 +162,7 @@ def test_views_are_immutable_and_chainable(large):
     assert {w.timestamp for w in sub.get()} == {0, 600}
 
 
+@pytest.mark.slow
 def test_generate_workload_with_views_and_shorter_duration(large):
     view = large.span(64800, 68400)
     fn = get_constant_rate_fn(view, 100.0)
@@ -398,6 +400,7 @@ def test_fields_are_independent():
     assert stats.kstest(inp, stats.randint(1, 1001).cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_per_client_streams_adding_a_client_leaves_others_unchanged():
     a = Client(
         1,
@@ -462,6 +465,7 @@ def test_custom_trace_starting_after_the_view():
 
 
 # -- embedded clients ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_embedded_clients_read_the_profile(large, native_large):
     assert (
         len(large.clients) == 162

@@ -362,6 +362,7 @@ def _rows_per_task(out, tasks) -> list[int]:
     return rows
 
 
+@pytest.mark.slow
 def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
     wl = _dominant()
     tasks = dataset_tasks(wl, 4 * 3600, partitions=2, workers=2)

@@ -43,6 +43,7 @@ def synthetic_mooncake(synthetic_trace) -> pd.DataFrame:
 
 
 # -- Mooncake round trips -------------------------------------------------------------------
+@pytest.mark.slow
 def test_mooncake_conversation_round_trip(conversation):
     trace = conversation
     assert len(trace) == trace.attrs["rows"]
@@ -83,6 +84,7 @@ def test_mooncake_conversation_without_rate_refinement_is_one_piece_per_window(c
     assert wl.info["rate_window"] == 600
 
 
+@pytest.mark.slow
 def test_mooncake_synthetic_trace_is_poisson(synthetic_mooncake):
     wl = fit(synthetic_mooncake, window=600)
     a = wl.clients[0].arrival
@@ -124,6 +126,7 @@ def weibull_trace():
     return one_client(sg.Weibull(rate=10, cv=0.7))
 
 
+@pytest.mark.slow
 def test_gamma_cv3_family_and_parameters_recovered(gamma_trace):
     assert len(gamma_trace) > 95_000
     rep = characterize(gamma_trace, window=20_000)  # one window: all 1e5 gaps
@@ -178,6 +181,7 @@ def test_vectorized_mle_matches_scipy(weibull_trace, law, scipy_law):
     assert row["ks"] == pytest.approx(ks_ref, abs=2e-3)
 
 
+@pytest.mark.slow
 def test_censored_mle_matches_scipy_censored_data(gamma_trace):
     t = gamma_trace.timestamp
     gaps = np.diff(t)
@@ -189,6 +193,7 @@ def test_censored_mle_matches_scipy_censored_data(gamma_trace):
     assert row["scale"] == pytest.approx(scale, rel=5e-3)
 
 
+@pytest.mark.slow
 def test_fit_gamma_round_trip_regenerates_burstiness(gamma_trace):
     wl = fit(gamma_trace, window=600)
     assert set(wl.clients[0].arrival.laws) == {"gamma"}

@@ -33,6 +33,7 @@ def test_schedule_pieces_of_the_new_laws_have_their_rate_cv_and_law(name, cv):
 
 
 @pytest.mark.parametrize("name,cv", [("lognormal", 2.0), ("hyperexponential", 3.0), ("gamma", 2.0)])
+@pytest.mark.slow
 def test_stationary_residual_has_the_renewal_mean(name, cv):
     # the time to the first arrival seen from a random instant has mean E[X²] / (2 E[X])
     row = law(name)

@@ -224,6 +224,7 @@ def test_compare_client_shares_by_key():
     assert "n_clients" not in compare(a, b.drop(columns="client")).table.index
 
 
+@pytest.mark.slow
 def test_compare_plot_returns_a_figure():
     from matplotlib.figure import Figure
 

@@ -152,6 +152,7 @@ def test_import_servegen_does_not_import_matplotlib():
     assert out.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_axes_in_a_subfigure_return_the_savable_figure(reqs, tmp_path):
     from matplotlib.figure import Figure
 

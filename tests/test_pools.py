@@ -76,6 +76,7 @@ def test_native_rates_are_honoured_and_zero_windows_empty(large):
         assert not ((mine >= w * 600) & (mine < (w + 1) * 600)).any()
 
 
+@pytest.mark.slow
 def test_target_rate_and_rate_helpers(large):
     ev = large.span(18 * 3600, 19 * 3600)
     r = sg.Workload(ev, rate=100.0).sample(3600, rng=0)
@@ -90,6 +91,7 @@ def test_target_rate_and_rate_helpers(large):
     assert len(r2) / 3600 == pytest.approx(np.mean(list(bounded.values())), rel=0.05)
 
 
+@pytest.mark.slow
 def test_recorded_cv_and_law_family_are_used(large):
     ev = large.span(0, 86400)
     prof = large.profile
@@ -196,6 +198,7 @@ def test_multimodal_and_reasoning_pools_use_attributes():
     assert share.mean() > 0.5  # DeepSeek-R1 spends most of its output reasoning
 
 
+@pytest.mark.slow
 def test_pool_workload_json_round_trip(large):
     wl = sg.Workload(large.span(3600, 7200), rate=20.0)
     spec = json.loads(wl.to_json())

@@ -85,6 +85,7 @@ def test_unknown_pool_lists_valid_names(name):
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.slow
 def test_shapes_dtypes_and_invariants(name):
     p = load_profile(name)
     n_c, n_w, n_d, fields, n_imp = EXPECTED[name]

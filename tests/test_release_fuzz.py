@@ -197,6 +197,7 @@ def _check(archive: Path, names: tuple[str, ...], line_rule: bool) -> str:
     return msg
 
 
+@pytest.mark.slow
 def test_fuzz_zip_bytes(tmp_path):
     """Truncations and byte flips of the archive itself (fixed seed)."""
     good = _zip(tmp_path / "good.zip", _members()).read_bytes()
@@ -216,6 +217,7 @@ def test_fuzz_zip_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("member", ["chunk-2-trace.csv", "chunk-2-dataset.json"])
+@pytest.mark.slow
 def test_fuzz_member_text(tmp_path, member):
     """Truncations and byte flips of one member's text, zipped intact (fixed seed)."""
     members = _members()

@@ -10,6 +10,7 @@ import servegen as sg
 from servegen.cache import prefix_hit_rate
 
 
+@pytest.mark.slow
 def test_mooncake_round_trip(conversation_trace):
     trace = sg.read_trace(conversation_trace.path, format="mooncake")
     client = sg.fit_sessions(trace, block_size=512)
@@ -23,6 +24,7 @@ def test_mooncake_round_trip(conversation_trace):
     assert client.prefix is not None and client.prefix.tokens.value == 512  # Mooncake's shared first block
 
 
+@pytest.mark.slow
 def test_recovers_a_known_session_model():
     truth = sg.Client(
         arrival=sg.Poisson(rate=2),

@@ -33,6 +33,7 @@ def bursty_replies(seed=0, duration=1800.0):
     return df.sort_values("timestamp", ignore_index=True)
 
 
+@pytest.mark.slow
 def test_later_turns_that_come_in_bursts_keep_the_streams_dispersion():
     trace = bursty_replies()
     t, end = trace.timestamp.to_numpy(), float(trace.timestamp.max())

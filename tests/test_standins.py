@@ -37,6 +37,7 @@ def test_synthetic_stand_in_is_poisson_in_integer_ms(tmp_path):
     assert sg.metrics.iat_cv(trace.timestamp) == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow
 def test_release_stand_in_holds_the_shipped_profile(tmp_path):
     name = "multimodal/mm-image"
     p = load_profile(name)

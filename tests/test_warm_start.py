@@ -153,6 +153,7 @@ def test_fit_models_conversations_by_default():
     assert plain.clients[0].session is None and "sessions" not in plain.info
 
 
+@pytest.mark.slow
 def test_fit_per_client_on_requests():
     api = sg.Client(arrival=sg.Poisson(rate=2), input_tokens=100, output_tokens=10)
     r = sg.Workload({"chat": chat(), "api": api}, block_size=64).sample(1800, rng=0)
@@ -174,6 +175,7 @@ def test_fit_without_structure_is_the_plain_fit():
         sg.fit(trace, sessions="yes")
 
 
+@pytest.mark.slow
 def test_session_column_links_win_over_chat_id_parents():
     # A Bailian-style trace: `parent` holds the previous turn's chat id, not a row index
     # (the old fit read it as a row index: wrong links or an IndexError).
