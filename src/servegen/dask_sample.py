@@ -262,6 +262,8 @@ def dataset_tasks(
     [(0, ['big', 'small'], 0.0, 2.0), (0, ['big', 'small'], 2.0, 4.0)]
     """
     hours = max(1, math.ceil(duration / DATASET_CHUNK))
+    # a number of client groups (a list of groups is taken as given)
+    counted = isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool)
     if ranges is not None:
         ranges = check_whole_or_none(ranges, "ranges", owner="write_dataset", low=1)
         if ranges > 1 and not _cuttable(wl):
@@ -270,7 +272,7 @@ def dataset_tasks(
                 "their turns and ids carry over from earlier windows"
             )
         r = int(ranges)
-    elif isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and _cuttable(wl):
+    elif counted and _cuttable(wl):
         work = np.array(_work(wl, duration))
         share = float(work.max() / work.sum()) if work.sum() > 0 else 0.0
         r = max(1, math.ceil(int(workers) * share - 1e-9))
@@ -281,7 +283,7 @@ def dataset_tasks(
     frac = (1 - (1 - a) ** np.arange(min(r, hours) + 1)) / (1 - (1 - a) ** min(r, hours))
     cuts = np.unique(np.round(frac * hours)) * DATASET_CHUNK
     cuts[-1] = float(duration)
-    if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool) and partitions >= 1:
+    if counted and partitions >= 1:
         partitions = max(1, -(-int(partitions) // (cuts.size - 1)))
     groups = _groups(wl, partitions, float(duration))
     return [
