@@ -3,22 +3,11 @@
 import numpy as np
 
 import servegen as sg
+from _readme import readme_clients
 
 
 def _readme_workload():
-    chat = sg.Client(
-        arrival=sg.Gamma(rate=4.0, cv=2.5),
-        input_tokens=sg.Mixture(
-            [sg.Pareto(alpha=1.8, xmin=400), sg.LogNormal(mu=5.5, sigma=0.9)], weights=[0.3, 0.7]
-        ),
-        output_tokens=sg.Exponential(mean=250),
-    )
-    batch = sg.Client(
-        arrival=sg.Weibull(rate=1.0, cv=6.0),
-        input_tokens=sg.Empirical(values=[128, 512, 2048], probs=[0.2, 0.5, 0.3]),
-        output_tokens=sg.Clipped(sg.LogNormal(mu=6, sigma=1), low=1, high=8192),
-    )
-    return sg.Workload({"chat": chat, "batch": batch}, rate=50.0)
+    return sg.Workload(readme_clients(), rate=50.0)
 
 
 def test_readme_example_has_no_zero_length_request():

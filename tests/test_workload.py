@@ -9,26 +9,11 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import servegen as sg
-
-
-def make_clients():
-    chat = sg.Client(
-        arrival=sg.Gamma(rate=4.0, cv=2.5),
-        input_tokens=sg.Mixture(
-            [sg.Pareto(alpha=1.8, xmin=400), sg.LogNormal(mu=5.5, sigma=0.9)], weights=[0.3, 0.7]
-        ),
-        output_tokens=sg.Exponential(mean=250),
-    )
-    batch = sg.Client(
-        arrival=sg.Weibull(rate=1.0, cv=6.0),
-        input_tokens=sg.Empirical(values=[128, 512, 2048], probs=[0.2, 0.5, 0.3]),
-        output_tokens=sg.Clipped(sg.LogNormal(mu=6, sigma=1), low=1, high=8192),
-    )
-    return {"chat": chat, "batch": batch}
+from _readme import readme_clients
 
 
 def test_issue_example_columns_and_dtypes():
-    wl = sg.Workload(make_clients(), rate=50.0)
+    wl = sg.Workload(readme_clients(), rate=50.0)
     reqs = wl.sample(duration=3600, rng=7)
     df = reqs.to_pandas()
     assert list(df.columns) == ["timestamp", "client", "input_tokens", "output_tokens"]
@@ -43,7 +28,7 @@ def test_issue_example_columns_and_dtypes():
 
 
 def test_same_seed_same_stream_different_seed_differs():
-    wl = sg.Workload(make_clients())
+    wl = sg.Workload(readme_clients())
     a, b, c = (wl.sample(1800, rng=s) for s in (3, 3, 4))
     assert a.equals(b) and not a.equals(c)
     g1, g2 = np.random.default_rng(11), np.random.default_rng(11)
@@ -53,7 +38,7 @@ def test_same_seed_same_stream_different_seed_differs():
 
 
 def test_adding_a_client_leaves_others_unchanged():
-    base = make_clients()
+    base = readme_clients()
     more = {**base, "extra": sg.Client(arrival=sg.Poisson(rate=9), input_tokens=5, output_tokens=5)}
     a = sg.Workload(base).sample(3000, rng=1)
     b = sg.Workload(more).sample(3000, rng=1)
@@ -73,7 +58,7 @@ def test_adding_a_client_leaves_others_unchanged():
 )
 @pytest.mark.slow
 def test_chunks_concatenate_to_sample(chunk, duration):
-    wl = sg.Workload(make_clients(), rate={0: 20.0, 1000: 60.0})
+    wl = sg.Workload(readme_clients(), rate={0: 20.0, 1000: 60.0})
     full = wl.sample(duration, rng=2)
     parts = list(wl.iter_chunks(duration, chunk, rng=2))
     assert len(parts) == int(np.ceil(duration / chunk))
@@ -97,11 +82,11 @@ def test_input_output_independent_by_default():
 
 
 def test_target_rate_step_function_and_callable():
-    wl = sg.Workload(make_clients(), rate={0: 10.0, 1800: 40.0})
+    wl = sg.Workload(readme_clients(), rate={0: 10.0, 1800: 40.0})
     r = wl.sample(3600, rng=4)
     first, second = (r.timestamp < 1800).sum() / 1800, (r.timestamp >= 1800).sum() / 1800
     assert first == pytest.approx(10, rel=0.15) and second == pytest.approx(40, rel=0.15)
-    ramp = sg.Workload(make_clients(), rate=lambda t: 5 + 45 * np.asarray(t) / 3600)
+    ramp = sg.Workload(readme_clients(), rate=lambda t: 5 + 45 * np.asarray(t) / 3600)
     r2 = ramp.sample(3600, rng=4)
     counts = np.histogram(r2.timestamp, bins=[0, 1200, 2400, 3600])[0] / 1200
     expected = [5 + 45 * m / 3600 for m in (600, 1800, 3000)]
@@ -132,7 +117,7 @@ def test_piecewise_values_follow_time():
 
 
 def test_json_round_trip_is_exact_and_samples_equal():
-    clients = make_clients()
+    clients = readme_clients()
     clients["sched"] = sg.Client(
         arrival=sg.Piecewise(
             [0, 600], [sg.OnOff(rate_on=5, mean_on=10, mean_off=20), sg.Deterministic(rate=2)]
@@ -157,7 +142,7 @@ def test_json_round_trip_is_exact_and_samples_equal():
 
 
 def test_requests_arrow_parquet_round_trip(tmp_path):
-    r = sg.Workload(make_clients()).sample(600, rng=1)
+    r = sg.Workload(readme_clients()).sample(600, rng=1)
     assert sg.Requests.from_arrow(r.to_arrow()).equals(r)
     path = r.to_parquet(tmp_path / "r.parquet")
     back = sg.read_parquet(path)
@@ -166,7 +151,7 @@ def test_requests_arrow_parquet_round_trip(tmp_path):
 
 
 def test_integer_client_keys_and_list_clients():
-    cl = make_clients()
+    cl = readme_clients()
     r = sg.Workload([cl["chat"], cl["batch"]]).sample(300, rng=0)
     assert r.clients == (0, 1)
     df = r.to_pandas()
@@ -174,7 +159,7 @@ def test_integer_client_keys_and_list_clients():
 
 
 def test_requests_take_between_and_repr():
-    r = sg.Workload(make_clients()).sample(1200, rng=0)
+    r = sg.Workload(readme_clients()).sample(1200, rng=0)
     part = r.between(100, 200)
     assert ((part.timestamp >= 100) & (part.timestamp < 200)).all()
     assert "Requests n=" in repr(r)
