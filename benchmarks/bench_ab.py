@@ -6,7 +6,12 @@ alternating which goes first, so both see the same machine load. Each call repor
 time and the process's CPU time (``time.process_time``); the summary gives best-of-N and
 the median of both, and the B/A ratio. CPU time is the steadier figure on a loaded machine.
 
-Run: python benchmarks/bench_ab.py A_CHECKOUT B_CHECKOUT [--rounds 7] [--case pools100 ...]
+A process's best time varies by several per cent from one process to the next (memory
+layout, hash seeds), more than the differences this is meant to find. So each case runs
+``--procs`` pairs of fresh workers; the summary's "best" is the median over the pairs of
+each worker's best, with the range of the pairs' B/A ratios beside it.
+
+Run: python benchmarks/bench_ab.py A_CHECKOUT B_CHECKOUT [--rounds 7] [--procs 3] [--case pools100 ...]
 
 e.g. ``git worktree add /tmp/v010 <commit>`` and
 ``python benchmarks/bench_ab.py /tmp/v010 .``.
@@ -127,34 +132,44 @@ def main() -> None:
     ap.add_argument("a", type=Path, help="checkout A (the reference)")
     ap.add_argument("b", type=Path, help="checkout B")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case")
+    ap.add_argument("--procs", type=int, default=3, help="fresh pairs of worker processes per case")
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="cases (default: all)")
     args = ap.parse_args()
     print(f"A = {args.a}\nB = {args.b}\nload average before: {os.getloadavg()}", flush=True)
     for name in args.case or list(CASES):
-        a, b = Worker(args.a.resolve()), Worker(args.b.resolve())
-        times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+        bests: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}  # per pair of workers
+        cpus: dict[str, list[float]] = {"A": [], "B": []}
         sizes = {}
         t0 = time.perf_counter()
-        for r in range(args.rounds):
-            order = [("A", a), ("B", b)] if r % 2 == 0 else [("B", b), ("A", a)]
-            for _ in range(CASES[name][1]):
-                for label, w in order:
-                    wall, cpu, n = w.call(name)
-                    times[label].append((wall, cpu))
-                    sizes[label] = n
-        a.close()
-        b.close()
-        best = {k: (min(x[0] for x in v), min(x[1] for x in v)) for k, v in times.items()}
-        med = {
+        for _ in range(args.procs):
+            a, b = Worker(args.a.resolve()), Worker(args.b.resolve())
+            times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+            for r in range(args.rounds):
+                order = [("A", a), ("B", b)] if r % 2 == 0 else [("B", b), ("A", a)]
+                for _ in range(CASES[name][1]):
+                    for label, w in order:
+                        wall, cpu, n = w.call(name)
+                        times[label].append((wall, cpu))
+                        sizes[label] = n
+            a.close()
+            b.close()
+            for k, v in times.items():
+                bests[k].append((min(x[0] for x in v), min(x[1] for x in v)))
+                cpus[k].extend(x[1] for x in v)
+        best = {
             k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
-            for k, v in times.items()
+            for k, v in bests.items()
         }
+        ratios = [bw / aw - 1 for (aw, _), (bw, _) in zip(bests["A"], bests["B"], strict=True)]
+        med = {k: statistics.median(v) for k, v in cpus.items()}
         print(
             f"{name:10s} n={sizes['A']:,}/{sizes['B']:,}  "
-            f"best wall A {best['A'][0]:.4f} B {best['B'][0]:.4f} ({best['B'][0] / best['A'][0] - 1:+.1%})  "
+            f"best wall A {best['A'][0]:.4f} B {best['B'][0]:.4f} ({best['B'][0] / best['A'][0] - 1:+.1%}; "
+            f"pairs {min(ratios):+.1%}..{max(ratios):+.1%})  "
             f"best cpu A {best['A'][1]:.4f} B {best['B'][1]:.4f} ({best['B'][1] / best['A'][1] - 1:+.1%})  "
-            f"median cpu A {med['A'][1]:.4f} B {med['B'][1]:.4f} ({med['B'][1] / med['A'][1] - 1:+.1%})  "
-            f"[{len(times['A'])} calls each, {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f}]",
+            f"median cpu A {med['A']:.4f} B {med['B']:.4f} ({med['B'] / med['A'] - 1:+.1%})  "
+            f"[{args.procs} x {len(times['A'])} calls each, {time.perf_counter() - t0:.0f} s, "
+            f"load {os.getloadavg()[0]:.2f}]",
             flush=True,
         )
 

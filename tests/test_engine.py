@@ -160,6 +160,20 @@ def test_engine_samples_plain_clients_like_the_workload():
     assert sg.Requests.concat(parts).equals(direct)
 
 
+
+def test_compiled_arrivals_are_kept_read_only_and_leave_the_users_arrays_alone():
+    times = np.array([0.0, 300.0])
+    sched = sg.ArrivalSchedule(times=times, rates=[1.0, 4.0], laws=["gamma", "weibull"], cvs=[2.0, 0.7])
+    c = sg.Client(arrival=sched, input_tokens=5, output_tokens=7)
+    first = c.sample(900, rng=3)
+    pieces = c._pieces()
+    assert pieces is c._pieces()  # compiled once per client, not per sample call
+    with pytest.raises(ValueError, match="read-only"):
+        pieces.rates[0] = 99.0
+    assert c.sample(900, rng=3).equals(first)
+    times[1] = 300.0  # the caller's array is still theirs to write
+    assert times.flags.writeable
+
 @pytest.mark.slow
 def test_a_pool_spec_loads_before_anything_imported_the_pools():
     # `import servegen` is lazy: Workload.from_dict resolves {"kind": "pool"} through the

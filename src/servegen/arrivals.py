@@ -349,13 +349,13 @@ class ArrivalSchedule(ArrivalProcess):
         if self.models is None:
             return p
         objs = []
+        family, shape, scale = p.family.copy(), p.shape.copy(), p.scale.copy()  # Pieces are read-only
         for i, m in enumerate(self.models):  # a "model" piece copies its process's one piece
             q = m._pieces() if m is not None else None
-            for name in ("family", "shape", "scale"):
-                if q is not None:
-                    getattr(p, name)[i] = getattr(q, name)[0]
+            if q is not None:
+                family[i], shape[i], scale[i] = q.family[0], q.shape[0], q.scale[0]
             objs.append(q.objects[0] if q is not None and q.objects else None)
-        return Pieces(p.times, p.rates, p.family, p.shape, p.scale, tuple(objs))
+        return Pieces(p.times, p.rates, family, shape, scale, tuple(objs))
 
 
 def _check_models(s: ArrivalSchedule) -> None:

@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -138,6 +139,12 @@ class Client(Frozen):
         return float(rate)
 
     def _pieces(self) -> Pieces:
+        return self._compiled_arrival
+
+    @cached_property
+    def _compiled_arrival(self) -> Pieces:
+        # compiled once per client: a pool's client has a law per window, and every
+        # sample call of a workload (thousands in a sweep) would rebuild them all
         if isinstance(self.arrival, (ArrivalProcess, Piecewise)):
             return self.arrival._pieces()
         wrapped = _CustomArrival(self.arrival)
@@ -215,13 +222,17 @@ class Client(Frozen):
             for m in self.multimodal.modalities:
                 mod: Any = getattr(self.multimodal, m)
                 counts = value(mod.count, f"{m}_count", f"{m}_count", minimum=0)  # 0 items is valid
+                cols[f"{m}_count"] = counts
+                if not counts.any():  # no items (a pool's "no audio"): nothing to draw or sum
+                    cols[f"{m}_tokens_total"] = np.zeros(n, dtype=np.int64)
+                    rag[f"{m}_tokens"] = Ragged(np.empty(0, dtype=np.int64), np.zeros(n + 1, dtype=np.int64))
+                    continue
                 item_t = np.repeat(t, counts)  # each item takes its request's time
                 tokens = fixed_tokens(mod.tokens, item_t, f"{m}_tokens")
                 if tokens is None:
                     tokens = draw_tokens(mod.tokens, item_t, gen(f"{m}_tokens"), f"{m}_tokens")
                 rg = Ragged.from_lengths(counts, tokens)
                 csum = np.concatenate([[0], np.cumsum(tokens)])
-                cols[f"{m}_count"] = counts
                 cols[f"{m}_tokens_total"] = csum[rg.offsets[1:]] - csum[rg.offsets[:-1]]
                 rag[f"{m}_tokens"] = rg
                 total += cols[f"{m}_tokens_total"]
@@ -336,7 +347,11 @@ def fixed_tokens(
         return np.zeros(0, dtype=np.int64)
     if not isinstance(model, Piecewise):
         value = _fixed_value(model)
-        return None if value is None else to_tokens(np.full(len(t), value), name, minimum=minimum)
+        if value is None:
+            return None
+        # one value: check and round it once, not once per request (this runs per window)
+        (count,) = to_tokens(np.array([value]), name, minimum=minimum).tolist()
+        return np.full(len(t), count, dtype=np.int64)
     if any(_fixed_value(m) is None for m in model.models):
         return None
     drawn = by_piece(model, t, lambda m, lo, hi: np.full(hi - lo, _fixed_value(m)), np.float64)

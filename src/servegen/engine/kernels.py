@@ -142,6 +142,14 @@ class Pieces:
     scale: Float64  # kernel scale giving unit-mean gaps
     objects: tuple[Any, ...] | None = None  # per-piece OpProcess for family OBJECT (None elsewhere)
 
+    def __post_init__(self) -> None:
+        # a client keeps its compiled pieces (Client._pieces): read-only views, so no
+        # caller can change them, nor the arrays they were built from
+        for name in ("times", "rates", "family", "shape", "scale"):
+            view = getattr(self, name).view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
+
     @staticmethod
     def renewal(times: Any, rates: Any, family: Any, cv: Any) -> Pieces:
         times = np.asarray(times, dtype=np.float64)
