@@ -160,7 +160,6 @@ def test_engine_samples_plain_clients_like_the_workload():
     assert sg.Requests.concat(parts).equals(direct)
 
 
-
 def test_compiled_arrivals_are_kept_read_only_and_leave_the_users_arrays_alone():
     times = np.array([0.0, 300.0])
     sched = sg.ArrivalSchedule(times=times, rates=[1.0, 4.0], laws=["gamma", "weibull"], cvs=[2.0, 0.7])
@@ -173,6 +172,7 @@ def test_compiled_arrivals_are_kept_read_only_and_leave_the_users_arrays_alone()
     assert c.sample(900, rng=3).equals(first)
     times[1] = 300.0  # the caller's array is still theirs to write
     assert times.flags.writeable
+
 
 @pytest.mark.slow
 def test_a_pool_spec_loads_before_anything_imported_the_pools():
