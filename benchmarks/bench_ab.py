@@ -11,7 +11,15 @@ layout, hash seeds), more than the differences this is meant to find. So each ca
 ``--procs`` pairs of fresh workers; the summary's "best" is the median over the pairs of
 each worker's best, with the range of the pairs' B/A ratios beside it.
 
-Run: python benchmarks/bench_ab.py A_CHECKOUT B_CHECKOUT [--rounds 7] [--procs 3] [--case pools100 ...]
+Workers also run with glibc's heap pinned (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``, the same for A and B). Left to itself, glibc's sliding mmap
+threshold puts a process either in a mode where each call reuses the last call's freed
+buffers (~2 k page faults per mm50 call) or one where it maps them afresh (~10 k faults,
++30 ms), and which mode a process lands in is chance, not code. ``--os-malloc`` turns the
+pinning off.
+
+Run: python benchmarks/bench_ab.py A_CHECKOUT B_CHECKOUT [--rounds 7] [--procs 3] [--os-malloc]
+[--case pools100 ...]
 
 e.g. ``git worktree add /tmp/v010 <commit>`` and
 ``python benchmarks/bench_ab.py /tmp/v010 .``.
@@ -105,8 +113,10 @@ for line in sys.stdin:
 
 
 class Worker:
-    def __init__(self, checkout: Path) -> None:
+    def __init__(self, checkout: Path, pin_heap: bool) -> None:
         env = dict(os.environ, PYTHONPATH=str(checkout / "src"))
+        if pin_heap:  # freed buffers stay in the heap for the next call (see the docstring)
+            env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(4 << 30))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
@@ -133,6 +143,7 @@ def main() -> None:
     ap.add_argument("b", type=Path, help="checkout B")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case")
     ap.add_argument("--procs", type=int, default=3, help="fresh pairs of worker processes per case")
+    ap.add_argument("--os-malloc", action="store_true", help="leave glibc's heap thresholds alone")
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="cases (default: all)")
     args = ap.parse_args()
     print(f"A = {args.a}\nB = {args.b}\nload average before: {os.getloadavg()}", flush=True)
@@ -142,7 +153,7 @@ def main() -> None:
         sizes = {}
         t0 = time.perf_counter()
         for _ in range(args.procs):
-            a, b = Worker(args.a.resolve()), Worker(args.b.resolve())
+            a, b = Worker(args.a.resolve(), not args.os_malloc), Worker(args.b.resolve(), not args.os_malloc)
             times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
             for r in range(args.rounds):
                 order = [("A", a), ("B", b)] if r % 2 == 0 else [("B", b), ("A", a)]

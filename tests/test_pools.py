@@ -51,6 +51,22 @@ def test_span_is_shifted_and_keys_are_chunk_numbers(large):
     np.testing.assert_array_equal(odd.clients[next(iter(odd.clients))].arrival.times, [0, 500, 1100])
 
 
+
+def test_views_share_their_length_models(large):
+    # a view builds its clients afresh; the length laws (and their sampler tables) are
+    # made once per distinct PMF of the pool, not once per view
+    a, b = large.span(18 * 3600, 19 * 3600).clients, large.span(18 * 3600, 20 * 3600).clients
+    key = next(iter(a))
+    first, second = a[key].input_tokens, b[key].input_tokens
+    first = first.models[0] if isinstance(first, sg.Piecewise) else first
+    second = second.models[0] if isinstance(second, sg.Piecewise) else second
+    assert first is second
+    row = int(np.searchsorted(large.profile.client_ids, key))
+    values, probs = large.profile.pmf(row, 3, "input_tokens")
+    np.testing.assert_array_equal(first.values, values)
+    np.testing.assert_array_equal(first.probs, probs)
+    assert not first.values.flags.writeable
+
 def test_span_beyond_data_is_an_error_unless_wrapped():
     pool = sg.load_pool("reason/deepseek-r1")
     with pytest.raises(ValueError, match=r"beyond this view's data.*wrap=True"):

@@ -498,13 +498,14 @@ class Pool:
         return out
 
     def _empirical(self, i: int, d: int, field: str) -> Empirical | None:
-        values, probs = self.profile.pmf(i, d, field)
-        if values.size == 0:
-            return None
-        # trusted, already validated data: skip re-validation (sorted, distinct, sums to 1)
-        return Empirical.model_construct(
-            values=_ro(values.astype(np.float64)), probs=_ro(np.asarray(probs, dtype=np.float64))
-        )
+        return self.profile.pmf_model(i, d, field, _trusted_empirical)
+
+
+def _trusted_empirical(values: NDArray[Any], probs: NDArray[np.float64]) -> Empirical:
+    # trusted, already validated data: skip re-validation (sorted, distinct, sums to 1)
+    return Empirical.model_construct(
+        values=_ro(values.astype(np.float64)), probs=_ro(np.asarray(probs, dtype=np.float64))
+    )
 
 
 def _ro(a: NDArray[Any]) -> NDArray[Any]:

@@ -40,14 +40,15 @@ imputed clients of a window share one mixture).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 __all__ = ["FORMAT", "PmfTable", "Profile", "list_profiles", "load_profile"]
+
+_T = TypeVar("_T")
 
 FORMAT = 1
 _ARRAYS = ("client_ids", "rate", "cv", "law", "shape", "scale", "imputed", "length_source", "pmf_id")
@@ -132,6 +135,8 @@ class Profile(PoolRecord[np.float32]):
     length_source: NDArray[np.uint8]
     pmf_id: NDArray[np.int32]
     tables: tuple[PmfTable, ...]
+    # what pmf_model built, per (builder, field, PMF row): the pool's views share them
+    _models: dict[tuple[Any, int, int], Any] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def table(self, field: str) -> PmfTable:
         """The ``PmfTable`` of ``field``."""
@@ -149,6 +154,25 @@ class Profile(PoolRecord[np.float32]):
             return t.values[:0], t.probs[:0]
         lo, hi = t.offsets[p], t.offsets[p + 1]
         return t.values[lo:hi], t.probs[lo:hi]
+
+    def pmf_model(
+        self, client: int, window: int, field: str, build: Callable[[NDArray[Any], NDArray[np.float64]], _T]
+    ) -> _T | None:
+        """``build(values, probs)`` of the PMF of (``client``, ``window``, ``field``), made
+        once per distinct PMF of this profile; None where the client sent no request.
+
+        Views of a pool (``span``, ``filter``) build their clients afresh, and a length
+        model's sampler tables cost more to set up than an hour of its draws; rows with the
+        same PMF share one model.
+        """
+        f = self._field_index(field)
+        p = int(self.pmf_id[client, window, f])
+        if p < 0:
+            return None
+        model = self._models.get((build, f, p))
+        if model is None:
+            model = self._models[(build, f, p)] = build(*self.pmf(client, window, field))
+        return model
 
     def length_stats(self, field: str) -> dict[str, NDArray[np.float64]]:
         """``{"mean", "p50", "p99"}`` of ``field``, each of shape (C, D); NaN where no PMF."""
