@@ -51,7 +51,6 @@ def test_span_is_shifted_and_keys_are_chunk_numbers(large):
     np.testing.assert_array_equal(odd.clients[next(iter(odd.clients))].arrival.times, [0, 500, 1100])
 
 
-
 def test_views_share_their_length_models(large):
     # a view builds its clients afresh; the length laws (and their sampler tables) are
     # made once per distinct PMF of the pool, not once per view
@@ -66,6 +65,7 @@ def test_views_share_their_length_models(large):
     np.testing.assert_array_equal(first.values, values)
     np.testing.assert_array_equal(first.probs, probs)
     assert not first.values.flags.writeable
+
 
 def test_span_beyond_data_is_an_error_unless_wrapped():
     pool = sg.load_pool("reason/deepseek-r1")
