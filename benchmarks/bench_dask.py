@@ -31,8 +31,12 @@ Run: python benchmarks/bench_dask.py [--requests 20e6] [--clients 2000] [--skip-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +47,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import servegen as sg
+from servegen.dask_sample import cluster as sg_cluster
 from servegen.dask_sample import write_dataset
 
 
@@ -79,15 +84,11 @@ def write_trace(wl: sg.Workload, duration: float, root: Path) -> int:
 
 
 def cluster(workers: int, memory: str):
-    from distributed import Client, LocalCluster
-
-    # Arrow's own allocator keeps what Parquet reads freed (1 GB and more per worker here,
-    # which the 2 GB limit counts); the system allocator gives it back (see scale-out.md).
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    lc = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory, dashboard_address=":0"
-    )
-    return lc, Client(lc)
+    """The local cluster of ``servegen generate --workers N`` (its worker environment), with
+    ``memory`` per worker; returned open, for the caller to close."""
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(sg_cluster(workers, memory_limit=memory))
+    return stack, client
 
 
 class Watch:
@@ -165,7 +166,6 @@ def bench_fit(args: argparse.Namespace, tmp: Path) -> None:
         with Watch(client) as w:
             fitted = sg.fit(root, window=600, client="client")
     finally:
-        client.close()
         lc.close()
     print(f"dask fit ({args.workers} workers, {args.memory} each): {n / w.wall:,.0f} req/s "
           f"({n / w.cpu:,.0f} req per worker-CPU s), {len(fitted.clients)} clients; {w}", flush=True)  # fmt: skip
@@ -187,24 +187,43 @@ def bench_fit(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def bench_generate(args: argparse.Namespace, tmp: Path) -> None:
-    start = 0.0
-    view = sg.load_pool(args.pool).span(start, start + args.gen_duration)
+    """1 and ``--workers`` workers in turn, ``--repeat`` times: the machine's speed drifts
+    by 10 % over minutes, so the two are measured side by side and their medians compared."""
+    view = sg.load_pool(args.pool).span(0.0, args.gen_duration)
     wl = sg.Workload(view)
-    times = {}
-    for workers in (1, args.workers):
-        lc, client = cluster(workers, args.memory)
-        try:
-            out = tmp / f"gen{workers}"
-            with Watch(client) as w:
-                write_dataset(wl, args.gen_duration, out, rng=0, partitions=4 * workers)
-            times[workers] = w.wall
-        finally:
-            client.close()
-            lc.close()
-        size = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20
-        print(f"generate {args.gen_duration / 3600:g} h of {args.pool} with {workers} worker(s): "
-              f"{size:,.0f} MiB of Parquet; {w}", flush=True)  # fmt: skip
-    print(f"speed-up with {args.workers} workers: {times[1] / times[args.workers]:.2f}x")
+    what = f"{args.gen_duration / 3600:g} h of {args.pool}"
+    walls: dict[int, list[float]] = {1: [], args.workers: []}
+    for r in range(args.repeat):
+        for workers in walls:
+            # a fresh cluster each time: its workers start cold (only servegen imported)
+            lc, client = cluster(workers, args.memory)
+            try:
+                out = tmp / f"gen{workers}-{r}"
+                with Watch(client) as w:
+                    write_dataset(wl, args.gen_duration, out, rng=0, partitions=4 * workers)
+                walls[workers].append(w.wall)
+            finally:
+                lc.close()
+            size = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20
+            shutil.rmtree(out)
+            print(f"generate {what} with {workers} worker(s): {size:,.0f} MiB of Parquet; {w}", flush=True)
+    one, many = statistics.median(walls[1]), statistics.median(walls[args.workers])
+    ratios = [a / b for a, b in zip(walls[1], walls[args.workers], strict=True)]
+    print(f"speed-up with {args.workers} workers: {one / many:.2f}x (median {one:.1f} s / {many:.1f} s; "
+          f"per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)  # fmt: skip
+    if args.skip_cli:
+        return
+    for workers in walls:  # the whole command, cluster start and imports included
+        out = tmp / f"cli{workers}"
+        cmd = [sys.executable, "-m", "servegen", "generate", "--pool", args.pool, "--duration",
+               f"{args.gen_duration:g}", "--seed", "0", "--workers", str(workers), "-o", str(out), "--quiet"]  # fmt: skip
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        print(
+            f"servegen generate ... --workers {workers}: {time.perf_counter() - t0:.1f} s end to end",
+            flush=True,
+        )
+        shutil.rmtree(out)
 
 
 def main() -> None:
@@ -225,6 +244,8 @@ def main() -> None:
     ap.add_argument("--skip-slice", action="store_true", help="no in-memory comparison")
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-gen", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of 1 and --workers workers")
+    ap.add_argument("--skip-cli", action="store_true", help="no end-to-end `servegen generate` timing")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_dask."))
     try:

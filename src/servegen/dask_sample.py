@@ -46,6 +46,7 @@ from .requests import Requests, read_parquet
 
 __all__ = [
     "REDRAW_COST",
+    "WORKER_ENV",
     "client_groups",
     "cluster",
     "dataset_tasks",
@@ -297,6 +298,18 @@ def _work(wl: Any, duration: float) -> list[float]:
     return [_expected(c, duration) * float(scale.get(k, 1.0)) for k, c in wl.clients.items()]
 
 
+def _costs(wl: Any, plan: list[tuple[int, list[Hashable], float, float]]) -> list[float]:
+    """Expected requests of each task of ``plan``: those of its range, plus the hours
+    before it at :data:`REDRAW_COST` (their arrivals are drawn again)."""
+    index = {k: i for i, k in enumerate(wl.clients)}
+    ends = sorted({x for _, _, a, b in plan for x in (a, b)})
+    upto = {t: np.array(_work(wl, t)) for t in ends}  # each client's requests in [0, t)
+    return [
+        float(sum(upto[b][index[k]] - (1 - REDRAW_COST) * upto[a][index[k]] for k in grp))
+        for _, grp, a, b in plan
+    ]
+
+
 def _workers() -> int:
     """Workers of the active ``distributed.Client``, else 1 (the local scheduler)."""
     try:
@@ -368,7 +381,11 @@ def write_dataset(
     try:
         payload = dask.delayed(_payload(wl), pure=True)
         write = dask.delayed(_write_part)
-        tasks = [write(payload, duration, seed, grp, g, a, b, tmp) for g, grp, a, b in plan]
+        tasks = []
+        for (g, grp, a, b), cost in zip(plan, _costs(wl, plan), strict=True):
+            # the costliest tasks first, so that no long one starts last and runs alone
+            with dask.annotate(priority=cost):
+                tasks.append(write(payload, duration, seed, grp, g, a, b, tmp))
         dask.compute(*tasks)
         os.replace(tmp, target)
     except BaseException:
@@ -390,13 +407,33 @@ def read_dataset(path: str | os.PathLike[str]) -> Requests:
     return out
 
 
+#: Imported by each local worker as it starts, alongside the others, rather than by the
+#: first task of each (about a second of numpy, scipy and pandas imports).
+_PRELOAD = "servegen.workload"
+
+#: Environment of the local workers :func:`cluster` starts, set before they spawn (glibc
+#: and Arrow read it at start-up; a variable already in this process's environment wins).
+#: Dask's own ``MALLOC_TRIM_THRESHOLD_`` (64 KiB) also pins glibc's mmap threshold at
+#: 128 KiB: every array above it is mapped afresh and its pages faulted in again, which
+#: cost sampling 60 % more CPU (24 h of language/m-mid in 4 tasks: 30.6 CPU s, 12.8 of
+#: them in the kernel, against 18.9 and 1.8). Arrays below 32 MiB are then taken from
+#: the heap and reused. Arrow's default allocator keeps the memory of every Parquet file
+#: read (see docs/howto/scale-out.md); the system allocator gives it back.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "ARROW_DEFAULT_MEMORY_POOL": "system"}
+
+
 @contextlib.contextmanager
-def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def cluster(
+    workers: int | None = None, scheduler: str | None = None, *, memory_limit: str | None = None
+) -> Iterator[Any]:
     """A ``distributed.Client``: of a running cluster at ``scheduler``, or of ``workers`` local processes.
 
-    Local workers get one thread each (sampling is single-threaded numpy work) and the
-    local memory split evenly between them.
+    Local workers get one thread each (sampling is single-threaded numpy work), the
+    environment :data:`WORKER_ENV`, and ``memory_limit`` each (default: the local memory
+    split evenly between them). A running cluster's workers are as they were started:
+    give them :data:`WORKER_ENV` there (docs/howto/scale-out.md).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -406,8 +443,17 @@ def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterato
             yield client
         return
     n_workers = check_whole(workers, "workers", low=1)
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **WORKER_ENV)
     with (
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
+        dask.config.set({"distributed.nanny.pre-spawn-environ": env}),
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit="auto" if memory_limit is None else memory_limit,
+            preload=[_PRELOAD],
+        ) as lc,  # fmt: skip
         Client(lc) as client,
     ):
         yield client
