@@ -9,21 +9,24 @@
    second), each worker's peak resident memory, and the load average during the run.
 2. **Generate.** ``write_dataset`` of ``--gen-duration`` seconds of ``--pool`` at native
    rate, as ``servegen generate --workers N`` does, on 1 and on ``--workers`` local
-   processes: wall time, speed-up and peak memory per worker.
+   processes, in turn, ``--repeat`` times (medians compared): wall time, speed-up and
+   peak memory per worker; then ``servegen generate --workers N`` end to end.
 
 The issue's full size is ``--requests 100e6 --clients 2000 --slice 10e6``; the default is
 smaller so it finishes in a few minutes on a shared 2-core machine. ``--trace DIR`` keeps
 the written trace for later runs (``--trace-only`` writes it and stops).
 
-Measured (2-core machine shared with other jobs; load average = runnable processes):
+Measured on the idle 2-core machine (load average = runnable processes, about 1 at rest):
 
-* ``--requests 100e6 --clients 2000 --slice 10e6 --skip-gen --trace DIR`` (2 workers,
-  2 GB each): the 100 M-request trace fitted out of core in 799.5 s, 125,000 req/s,
-  371 worker-CPU s + 68 CPU s of client and scheduler, peak RSS 1,273 and 994 MiB per
-  worker, load average 6.1-14.4 (mean 9.7); the in-memory fit of its 10 M-request slice
-  (214 clients) 63.6 s, 157,000 req/s, 26.8 CPU s (373,000 req per CPU s), load 6.2-7.1.
-* ``--skip-fit`` (previous version): 24 h of language/m-mid, 79.4 s on 1 worker and
-  45.7 s on 2 (1.74x), peak 461 and 380 MiB per worker, load 5-12.
+* ``--requests 100e6 --clients 2000 --slice 10e6 --skip-gen``: the 100 M-request trace
+  fitted out of core on 2 workers in 143.4 s, 697,000 req/s, 210.6 worker-CPU s + 38.5
+  CPU s of client and scheduler, peak RSS 1,617 and 1,564 MiB per worker (2 GB limit),
+  load 1.0-2.6; the in-memory fit of its 10 M-request slice (214 clients) 21.8 s,
+  457,000 req/s. Without ``MALLOC_MMAP_THRESHOLD_`` in the workers' environment: 208.8 s,
+  327.9 worker-CPU s, peak 1,206 and 928 MiB.
+* ``--skip-fit``: 24 h of language/m-mid, 1 worker 18.3 / 18.5 / 18.6 s, 2 workers
+  10.8 / 10.6 / 10.5 s: 1.75x (medians); peak 447-475 MiB on 1 worker, 362-395 MiB per
+  worker on 2. ``servegen generate`` end to end (cluster start included): 22.4 s and 14.0 s.
 
 Run: python benchmarks/bench_dask.py [--requests 20e6] [--clients 2000] [--skip-gen]
 """
