@@ -370,6 +370,12 @@ def test_write_dataset_cuts_time_for_a_dominant_client(tmp_path):
     assert [(a, b) for _, _, a, b in tasks] == [(0.0, 7200.0), (7200.0, 14400.0)]
     six = dataset_tasks(wl, 6 * 3600, partitions=2, workers=2)
     assert [(a, b) for _, _, a, b in six] == [(0.0, 14400.0), (14400.0, 21600.0)]  # the later one shorter
+    # cuts follow the expected requests, not the clock: a busy first half is cut early
+    front = sg.Workload(wl.clients, rate={0: 8.0, 3 * 3600: 1.0})
+    assert [(a, b) for _, _, a, b in dataset_tasks(front, 6 * 3600, partitions=2, workers=2)] == [
+        (0.0, 7200.0),
+        (7200.0, 21600.0),
+    ]
     out = write_dataset(wl, 4 * 3600, tmp_path / "ds", rng=4, partitions=2, ranges=2)
     assert read_dataset(out).equals(wl.sample(4 * 3600, rng=4))
     rows = _rows_per_task(out, tasks)

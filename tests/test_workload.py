@@ -165,3 +165,14 @@ def test_requests_take_between_and_repr():
     assert "Requests n=" in repr(r)
     with pytest.raises(KeyError, match="no column 'nope'"):
         r["nope"]
+
+
+def test_expected_requests_follow_the_rate_target_scale_and_client_filter():
+    a = sg.Client(arrival=sg.Gamma(rate=1.0, cv=2), input_tokens=9, output_tokens=9)
+    b = sg.Client(arrival=sg.Poisson(rate=3.0), input_tokens=9, output_tokens=9)
+    wl = sg.Workload({"a": a, "b": b}, rate={0: 8.0, 1800: 2.0}, scale={"b": 2.0})
+    # the target is shared 1:3 by native rate, then b is doubled: 2 + 12 req/s, then 0.5 + 3
+    assert wl.expected_requests(3600, clients=["a"]) == pytest.approx(2.0 * 1800 + 0.5 * 1800)
+    np.testing.assert_allclose(wl.expected_requests(3600, [900, 1800, 2700]), [12600, 25200, 28350])
+    counts = [len(wl.sample(3600, rng=s, clients=["a"])) for s in range(20)]
+    assert abs(np.mean(counts) - 4500) < 4 * np.std(counts) / np.sqrt(20) + 1

@@ -17,8 +17,8 @@ time is cut when one client is too large a share of the work for client groups t
 balance (:func:`dataset_tasks`).
 
 The module knows a workload only as the object it is handed (its ``sample``,
-``iter_chunks`` and ``to_json``, and its class's ``from_json`` to rebuild it on the
-workers): it sits below ``servegen.workload`` (see :doc:`/architecture`), and
+``iter_chunks``, ``expected_requests`` and ``to_json``, and its class's ``from_json`` to
+rebuild it on the workers): it sits below ``servegen.workload`` (see :doc:`/architecture`), and
 :meth:`Workload.to_dask <servegen.Workload.to_dask>` calls down into it. Dask is imported
 only when these run (``pip install "servegen[dask]"``).
 """
@@ -235,9 +235,10 @@ def to_dask(wl: Any, duration: float, *, rng: Any = None, partitions: Any = None
 
 #: What the skipped hours before a time range cost again, as a share of sampling them
 #: (their arrivals are drawn to carry the arrival state, not their request values): an
-#: estimate that places the cuts so that the ranges cost about the same. Measured 0.3 on
-#: language/m-mid's largest client (6 h, 147 M requests: 14.3 CPU s from 0, 7.0 from 4 h).
-REDRAW_COST = 0.3
+#: estimate that places the cuts so that the ranges cost about the same. Measured 0.12 on
+#: language/m-mid's largest client scaled 30x (6 h, 147 M requests: the first 4 h take
+#: 15.9 CPU s to sample; from 4 h on, 8.9 CPU s, 1.8 of them drawing the first 4 h again).
+REDRAW_COST = 0.12
 
 
 def dataset_tasks(
@@ -251,9 +252,10 @@ def dataset_tasks(
     the ranges are as many as the ``workers`` need: a client with more than
     ``1/workers`` of the requests cannot be shared out by grouping clients, so time is cut
     into ``ceil(workers x its share)`` ranges (and the clients into correspondingly
-    fewer groups). A later range draws the arrivals of the hours before it again, so the
-    cuts come earlier than equal lengths (:data:`REDRAW_COST`), and no more ranges are
-    made than the workers need. A workload with sessions, shared prefixes or block ids is
+    fewer groups). The cuts fall on hours where the ranges' expected requests
+    (``wl.expected_requests``) are about equal, counting the hours before a range at
+    :data:`REDRAW_COST` (it draws their arrivals again), and no more ranges are made than
+    the workers need. A workload with sessions, shared prefixes or block ids is
     not cut in time.
 
     >>> import servegen as sg
@@ -279,11 +281,17 @@ def dataset_tasks(
         r = max(1, math.ceil(int(workers) * share - 1e-9))
     else:
         r = 1
-    # equal cost per range: range k pays its own length plus REDRAW_COST x its start
-    a = REDRAW_COST
-    frac = (1 - (1 - a) ** np.arange(min(r, hours) + 1)) / (1 - (1 - a) ** min(r, hours))
-    cuts = np.unique(np.round(frac * hours)) * DATASET_CHUNK
-    cuts[-1] = float(duration)
+    # equal cost per range: range k pays its own requests plus REDRAW_COST x those before
+    # it, so the k-th cut falls where the expected requests so far reach `frac[k]` of all
+    a, n = REDRAW_COST, min(r, hours)
+    frac = (1 - (1 - a) ** np.arange(n + 1)) / (1 - (1 - a) ** n)
+    edges = np.minimum(np.arange(hours + 1) * DATASET_CHUNK, float(duration))
+    done = wl.expected_requests(float(duration), edges) if n > 1 else edges  # at each hour's end
+    if done[-1] > 0:
+        cuts = np.unique(edges[np.abs(done[None, :] - frac[:, None] * done[-1]).argmin(axis=1)])
+    else:
+        cuts = np.unique(np.round(frac * hours)) * DATASET_CHUNK
+    cuts[0], cuts[-1] = 0.0, float(duration)
     if counted and partitions >= 1:
         partitions = max(1, -(-int(partitions) // (cuts.size - 1)))
     groups = _groups(wl, partitions, float(duration))

@@ -159,6 +159,24 @@ class Workload:
         plan = self._plan(duration, workers, clients)
         return engine.sample(self.clients, duration, _rng.root_seed(rng), start=start, **plan)
 
+    def expected_requests(
+        self, duration: float, times: Any = None, *, clients: Iterable[Hashable] | None = None
+    ) -> Any:
+        """Expected requests of :meth:`sample` in [0, ``duration``), or in [0, t) for each
+        t of ``times`` (an array), with the rate target and scale applied; nothing is drawn.
+
+        >>> import servegen as sg
+        >>> wl = sg.Workload([sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)],
+        ...                  rate={0: 2.0, 600: 4.0})
+        >>> wl.expected_requests(1200), wl.expected_requests(1200, [300, 900]).tolist()
+        (3600.0, [600.0, 2400.0])
+        """
+        duration = check_duration(duration)
+        plan = self._plan(duration, None, clients)
+        plan.pop("workers")
+        out = engine.expected_until(self.clients, duration, [duration] if times is None else times, **plan)
+        return float(out[0]) if times is None else out
+
     def iter_chunks(
         self,
         duration: float,

@@ -83,6 +83,13 @@ def sample(
     return sink.result(p, duration)
 
 
+def expected_until(
+    clients: Mapping[Hashable, ClientLike], duration: float, times: Any, **plan: Any
+) -> NDArray[np.float64]:
+    """Expected requests of :func:`sample` in [0, t) for each t of ``times`` (no draws)."""
+    return Plan(clients, duration, np.random.SeedSequence(0), **plan).expected_until(times)
+
+
 def iter_chunks(
     clients: Mapping[Hashable, ClientLike],
     duration: float,
@@ -211,6 +218,12 @@ class Plan:
     def expected_requests(self) -> float:
         """Expected request count of the whole run (sizes the output buffers)."""
         return self._expected
+
+    def expected_until(self, times: Any) -> NDArray[np.float64]:
+        """Expected requests of the selected clients in [0, t) for each t of ``times``."""
+        return self.timeline.expected_until(
+            np.asarray(times, dtype=np.float64), self.selected, self.per_arrival
+        )
 
     def windows(self, sink: Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """Yield (window index, merged columns) per visited stream window; with ``sink``,

@@ -242,6 +242,22 @@ class Timeline:
             self._check_objects(blk)
         return total
 
+    def expected_until(
+        self, times: NDArray[np.float64], selected: NDArray[np.bool_], requests_per_arrival: Float64
+    ) -> Float64:
+        """Expected requests of the selected clients in [0, t) for each t of ``times``.
+
+        Rates are constant within a segment, so the count grows linearly between edges.
+        """
+        weight = np.where(np.isfinite(requests_per_arrival), requests_per_arrival, 1.0) * selected
+        edges, counts = [0.0], [0.0]
+        for b in range(self.n_blocks):
+            blk = self.block(b)
+            seg = (blk.eff * np.diff(blk.edges)).T @ weight  # each segment's expected requests
+            edges.extend(blk.edges[1:].tolist())
+            counts.extend((counts[-1] + np.cumsum(seg)).tolist())
+        return np.interp(np.asarray(times, dtype=np.float64), edges, counts)
+
     def _check_objects(self, blk: Block) -> None:
         """A rate target must not outrun a client whose recording ends (``Replay``)."""
         if self.rate is None:
