@@ -93,24 +93,14 @@ def _seed(rng: Any) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(rng))
 
 
-def _expected(client: Any, duration: float) -> float:
-    """A client's expected requests in [0, duration): its schedule's integral, else mean rate x time."""
-    a = client.arrival
-    times, rates = getattr(a, "times", None), getattr(a, "rates", None)
-    if times is not None and rates is not None:
-        edges = np.clip(np.append(np.asarray(times, dtype=np.float64), np.inf), 0.0, duration)
-        work = float((np.diff(edges) * np.asarray(rates, dtype=np.float64)).sum())
-    else:
-        work = client.mean_rate * duration
-    return work * getattr(client, "requests_per_arrival", 1.0)
-
-
 def _groups(wl: Any, partitions: Any, duration: float) -> list[list[Hashable]]:
     if partitions is None:
         partitions = min(len(wl.clients), 2 * (os.cpu_count() or 1))
     if isinstance(partitions, (int, np.integer)) and not isinstance(partitions, bool):
         # groups of equal expected work, so the workers finish together
-        return client_groups(list(wl.clients), int(partitions), _work(wl, duration))
+        return client_groups(
+            list(wl.clients), int(partitions), wl.expected_requests(duration, by_client=True)
+        )
     groups = [list(g) for g in partitions]
     flat = [k for g in groups for k in g]
     if sorted(map(repr, flat)) != sorted(map(repr, wl.clients)):
@@ -276,7 +266,7 @@ def dataset_tasks(
             )
         r = int(ranges)
     elif counted and _cuttable(wl):
-        work = np.array(_work(wl, duration))
+        work = wl.expected_requests(duration, by_client=True)
         share = float(work.max() / work.sum()) if work.sum() > 0 else 0.0
         r = max(1, math.ceil(int(workers) * share - 1e-9))
     else:
@@ -300,18 +290,12 @@ def dataset_tasks(
     ]
 
 
-def _work(wl: Any, duration: float) -> list[float]:
-    """Each client's expected requests in ``[0, duration)``, with its ``scale``."""
-    scale = wl.scale if isinstance(wl.scale, dict) else {}
-    return [_expected(c, duration) * float(scale.get(k, 1.0)) for k, c in wl.clients.items()]
-
-
-def _costs(wl: Any, plan: list[tuple[int, list[Hashable], float, float]]) -> list[float]:
+def _costs(wl: Any, duration: float, plan: list[tuple[int, list[Hashable], float, float]]) -> list[float]:
     """Expected requests of each task of ``plan``: those of its range, plus the hours
     before it at :data:`REDRAW_COST` (their arrivals are drawn again)."""
     index = {k: i for i, k in enumerate(wl.clients)}
     ends = sorted({x for _, _, a, b in plan for x in (a, b)})
-    upto = {t: np.array(_work(wl, t)) for t in ends}  # each client's requests in [0, t)
+    upto = dict(zip(ends, wl.expected_requests(duration, ends, by_client=True).T, strict=True))
     return [
         float(sum(upto[b][index[k]] - (1 - REDRAW_COST) * upto[a][index[k]] for k in grp))
         for _, grp, a, b in plan
@@ -390,7 +374,7 @@ def write_dataset(
         payload = dask.delayed(_payload(wl), pure=True)
         write = dask.delayed(_write_part)
         tasks = []
-        for (g, grp, a, b), cost in zip(plan, _costs(wl, plan), strict=True):
+        for (g, grp, a, b), cost in zip(plan, _costs(wl, float(duration), plan), strict=True):
             # the costliest tasks first, so that no long one starts last and runs alone
             with dask.annotate(priority=cost):
                 tasks.append(write(payload, duration, seed, grp, g, a, b, tmp))

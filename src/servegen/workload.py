@@ -160,10 +160,18 @@ class Workload:
         return engine.sample(self.clients, duration, _rng.root_seed(rng), start=start, **plan)
 
     def expected_requests(
-        self, duration: float, times: Any = None, *, clients: Iterable[Hashable] | None = None
+        self,
+        duration: float,
+        times: Any = None,
+        *,
+        clients: Iterable[Hashable] | None = None,
+        by_client: bool = False,
     ) -> Any:
         """Expected requests of :meth:`sample` in [0, ``duration``), or in [0, t) for each
         t of ``times`` (an array), with the rate target and scale applied; nothing is drawn.
+
+        With ``by_client``, one row per client (in :attr:`keys` order; zero for clients not
+        in ``clients``) instead of their sum.
 
         >>> import servegen as sg
         >>> wl = sg.Workload([sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)],
@@ -174,8 +182,10 @@ class Workload:
         duration = check_duration(duration)
         plan = self._plan(duration, None, clients)
         plan.pop("workers")
-        out = engine.expected_until(self.clients, duration, [duration] if times is None else times, **plan)
-        return float(out[0]) if times is None else out
+        at = [duration] if times is None else times
+        out = engine.expected_until(self.clients, duration, at, **plan)
+        out = out if by_client else out.sum(axis=0)
+        return (out[..., 0] if by_client else float(out[0])) if times is None else out
 
     def iter_chunks(
         self,

@@ -86,7 +86,8 @@ def sample(
 def expected_until(
     clients: Mapping[Hashable, ClientLike], duration: float, times: Any, **plan: Any
 ) -> NDArray[np.float64]:
-    """Expected requests of :func:`sample` in [0, t) for each t of ``times`` (no draws)."""
+    """Expected requests of each client of :func:`sample` in [0, t) for each t of ``times``:
+    an array (clients, times); nothing is drawn."""
     return Plan(clients, duration, np.random.SeedSequence(0), **plan).expected_until(times)
 
 
@@ -220,10 +221,10 @@ class Plan:
         return self._expected
 
     def expected_until(self, times: Any) -> NDArray[np.float64]:
-        """Expected requests of the selected clients in [0, t) for each t of ``times``."""
-        return self.timeline.expected_until(
-            np.asarray(times, dtype=np.float64), self.selected, self.per_arrival
-        )
+        """Expected requests of each client in [0, t) for each t of ``times``: (clients,
+        times), rows of clients not selected zero."""
+        out = self.timeline.expected_until(np.asarray(times, dtype=np.float64), self.per_arrival)
+        return out * self.selected[:, None]
 
     def windows(self, sink: Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """Yield (window index, merged columns) per visited stream window; with ``sink``,

@@ -242,21 +242,24 @@ class Timeline:
             self._check_objects(blk)
         return total
 
-    def expected_until(
-        self, times: NDArray[np.float64], selected: NDArray[np.bool_], requests_per_arrival: Float64
-    ) -> Float64:
-        """Expected requests of the selected clients in [0, t) for each t of ``times``.
+    def expected_until(self, times: NDArray[np.float64], requests_per_arrival: Float64) -> Float64:
+        """Expected requests of each client in [0, t) for each t of ``times``: (clients, times).
 
-        Rates are constant within a segment, so the count grows linearly between edges.
+        Rates are constant within a segment, so the counts grow linearly between edges.
         """
-        weight = np.where(np.isfinite(requests_per_arrival), requests_per_arrival, 1.0) * selected
-        edges, counts = [0.0], [0.0]
+        weight = np.where(np.isfinite(requests_per_arrival), requests_per_arrival, 1.0)
+        edges, cums = [np.zeros(1)], [np.zeros((len(self.pieces), 1))]
         for b in range(self.n_blocks):
             blk = self.block(b)
-            seg = (blk.eff * np.diff(blk.edges)).T @ weight  # each segment's expected requests
-            edges.extend(blk.edges[1:].tolist())
-            counts.extend((counts[-1] + np.cumsum(seg)).tolist())
-        return np.interp(np.asarray(times, dtype=np.float64), edges, counts)
+            seg = blk.eff * np.diff(blk.edges) * weight[:, None]  # each segment's expected requests
+            cums.append(cums[-1][:, -1:] + np.cumsum(seg, axis=1))
+            edges.append(blk.edges[1:])
+        e, cum = np.concatenate(edges), np.concatenate(cums, axis=1)
+        t = np.clip(np.asarray(times, dtype=np.float64), 0.0, e[-1])
+        j = np.clip(np.searchsorted(e, t, side="right") - 1, 0, e.size - 2)
+        width = e[j + 1] - e[j]
+        frac = np.divide(t - e[j], width, out=np.zeros_like(t), where=width > 0)
+        return cum[:, j] + (cum[:, j + 1] - cum[:, j]) * frac
 
     def _check_objects(self, blk: Block) -> None:
         """A rate target must not outrun a client whose recording ends (``Replay``)."""
