@@ -131,6 +131,10 @@ def _build_parser() -> argparse.ArgumentParser:
             ".parquet, .csv or .jsonl)",
         )
 
+    def trace_input(p: argparse.ArgumentParser) -> None:
+        p.add_argument("trace", type=Path, help="the trace file")
+        read_format(p)
+
     def max_tokens(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--max-tokens",
@@ -206,8 +210,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "Write a trace file in another format, e.g. for a consumer tool to replay.",
         "example: servegen convert BurstGPT_1.csv --format burstgpt --to aiperf --clamp -o burst.jsonl",
     )
-    p.add_argument("trace", type=Path, help="the trace file")
-    read_format(p)
+    trace_input(p)
     p.add_argument("--to", required=True, choices=WRITE_FORMATS, metavar="FORMAT", help="the output format")
     max_tokens(p)
     p.add_argument(
@@ -225,8 +228,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "Summarize a trace: counts, rate, burstiness, lengths, clients.",
         "example: servegen info evening.parquet",
     )
-    p.add_argument("trace", type=Path, help="the trace file")
-    read_format(p)
+    trace_input(p)
     p.set_defaults(func=_cmd_info)
 
     p = command(
@@ -234,8 +236,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "Draw the standard figure of a trace: rate, inter-arrival CDF, length CDFs, client shares.",
         "example: servegen plot evening.parquet -o evening.png",
     )
-    p.add_argument("trace", type=Path, help="the trace file")
-    read_format(p)
+    trace_input(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="image file (.png, .svg, .pdf)")
     p.add_argument("--bin", type=_positive_time_arg, help="rate bin width (default: at most 200 bins)")
     p.add_argument("--top", type=int, default=5, help="clients stacked in the rate panel (default 5)")
@@ -247,8 +248,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "example: servegen fit trace.jsonl --format mooncake -o workload.json\n"
         "then:    servegen generate --spec workload.json --duration 1h -o synthetic.parquet",
     )
-    p.add_argument("trace", type=Path, help="the trace file")
-    read_format(p)
+    trace_input(p)
     p.add_argument(
         "--window", type=_positive_time_arg, default=600.0, help="seconds per fitted window (default 10m)"
     )
