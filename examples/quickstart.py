@@ -17,9 +17,11 @@ batch = sg.Client(
     input_tokens=sg.Empirical(values=[128, 512, 2048], probs=[0.2, 0.5, 0.3]),
     output_tokens=sg.Clipped(sg.LogNormal(mu=6, sigma=1), low=1, high=8192),
 )
-wl = sg.Workload({"chat": chat, "batch": batch}, rate=50.0)
-reqs = wl.sample(duration=3600, rng=7)
-df = reqs.to_pandas()
-print(reqs)
-print(f"rate: {len(reqs) / 3600:.2f} req/s")
-print(df.groupby("client", observed=True)[["input_tokens", "output_tokens"]].describe().T.round(1))
+
+if __name__ == "__main__":  # the tests import the two clients (tests/_readme.py)
+    wl = sg.Workload({"chat": chat, "batch": batch}, rate=50.0)
+    reqs = wl.sample(duration=3600, rng=7)
+    df = reqs.to_pandas()
+    print(reqs)
+    print(f"rate: {len(reqs) / 3600:.2f} req/s")
+    print(df.groupby("client", observed=True)[["input_tokens", "output_tokens"]].describe().T.round(1))

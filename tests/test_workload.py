@@ -175,6 +175,8 @@ def test_expected_requests_follow_the_rate_target_scale_and_client_filter():
     assert wl.expected_requests(3600, clients=["a"]) == pytest.approx(2.0 * 1800 + 0.5 * 1800)
     np.testing.assert_allclose(wl.expected_requests(3600, [900, 1800, 2700]), [12600, 25200, 28350])
     np.testing.assert_allclose(wl.expected_requests(3600, by_client=True), [4500, 27000])
-    np.testing.assert_allclose(wl.expected_requests(3600, [1800], clients=["b"], by_client=True), [[0], [21600]])
+    np.testing.assert_allclose(
+        wl.expected_requests(3600, [1800], clients=["b"], by_client=True), [[0], [21600]]
+    )
     counts = [len(wl.sample(3600, rng=s, clients=["a"])) for s in range(20)]
     assert abs(np.mean(counts) - 4500) < 4 * np.std(counts) / np.sqrt(20) + 1
