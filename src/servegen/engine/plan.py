@@ -171,7 +171,7 @@ class Plan:
         self.timeline = Timeline(self.pieces, self.keys, self.per_arrival, rate, scale, duration)
         self.n_windows = self.timeline.n_windows
         # one pass over the blocks: checks the target everywhere before any work is done
-        self._expected = self.timeline.expected(self.selected, self.per_arrival)
+        self._expected = self.timeline.expected(self.selected)
         n = len(self.clients)
         self.offsets: list[float | None] = [None] * n  # renewal offset after the last draw
         self.last_w = [-2] * n  # window of the last draw
@@ -223,7 +223,7 @@ class Plan:
     def expected_until(self, times: Any) -> NDArray[np.float64]:
         """Expected requests of each client in [0, t) for each t of ``times``: (clients,
         times), rows of clients not selected zero."""
-        out = self.timeline.expected_until(np.asarray(times, dtype=np.float64), self.per_arrival)
+        out = self.timeline.expected_until(np.asarray(times, dtype=np.float64))
         return out * self.selected[:, None]
 
     def windows(self, sink: Sink | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:

@@ -232,22 +232,22 @@ class Timeline:
             eff *= self.scale
         return eff
 
-    def expected(self, selected: NDArray[np.bool_], requests_per_arrival: Float64) -> float:
+    def expected(self, selected: NDArray[np.bool_]) -> float:
         """Expected requests of the selected clients over the whole duration (one pass)."""
         total = 0.0
-        weight = np.where(np.isfinite(requests_per_arrival), requests_per_arrival, 1.0) * selected
+        weight = self.per_arrival * selected
         for b in range(self.n_blocks):
             blk = self.block(b)
             total += float((blk.eff * np.diff(blk.edges)).sum(axis=1) @ weight)
             self._check_objects(blk)
         return total
 
-    def expected_until(self, times: NDArray[np.float64], requests_per_arrival: Float64) -> Float64:
+    def expected_until(self, times: NDArray[np.float64]) -> Float64:
         """Expected requests of each client in [0, t) for each t of ``times``: (clients, times).
 
         Rates are constant within a segment, so the counts grow linearly between edges.
         """
-        weight = np.where(np.isfinite(requests_per_arrival), requests_per_arrival, 1.0)
+        weight = self.per_arrival
         edges, cums = [np.zeros(1)], [np.zeros((len(self.pieces), 1))]
         for b in range(self.n_blocks):
             blk = self.block(b)
