@@ -170,8 +170,8 @@ class Workload:
         """Expected requests of :meth:`sample` in [0, ``duration``), or in [0, t) for each
         t of ``times`` (an array), with the rate target and scale applied; nothing is drawn.
 
-        With ``by_client``, one row per client (in :attr:`keys` order; zero for clients not
-        in ``clients``) instead of their sum.
+        With ``by_client``, one row per client of the workload (in ``self.clients`` order;
+        zero for those not in the ``clients`` argument) instead of their sum.
 
         >>> import servegen as sg
         >>> wl = sg.Workload([sg.Client(arrival=sg.Poisson(rate=1), input_tokens=9, output_tokens=9)],
